@@ -1,0 +1,15 @@
+DROP FUNCTION IF EXISTS cg_ensure_monthly_partitions(text, integer, integer);
+DROP TABLE IF EXISTS poisonguard_health_metrics;
+DROP TABLE IF EXISTS poisonguard_analysis_results;
+DROP TABLE IF EXISTS biasguard_policy_violations;
+DROP TABLE IF EXISTS biasguard_audit_logs;
+DROP TABLE IF EXISTS biasguard_policies;
+DROP TABLE IF EXISTS files;
+DROP TABLE IF EXISTS usage_records;
+DROP TABLE IF EXISTS sessions;
+DROP TABLE IF EXISTS api_keys;
+DROP TABLE IF EXISTS subscriptions;
+DROP TABLE IF EXISTS subscription_tiers;
+DROP TABLE IF EXISTS organization_members;
+DROP TABLE IF EXISTS organizations;
+DROP TABLE IF EXISTS users;

@@ -1,0 +1,18 @@
+//! One module per table: the row (`X`), the insert (`NewX`), the update (`XUpdate`) and the
+//! queries on it as async functions taking a [`Conn`](crate::db::Conn), so each works on a
+//! pooled connection and inside a transaction, on PostgreSQL and SQLite alike.
+//!
+//! Tables get their models with the feature that uses them; the foundation carries the ones the
+//! storage tests exercise.
+
+pub mod biasguard_audit_logs;
+pub mod organization_members;
+pub mod organizations;
+pub mod subscription_tiers;
+pub mod users;
+
+pub use biasguard_audit_logs::{AuditLog, NewAuditLog};
+pub use organization_members::{Member, NewMember, Role};
+pub use organizations::{NewOrganization, Organization, OrganizationUpdate};
+pub use subscription_tiers::SubscriptionTier;
+pub use users::{NewUser, User, UserUpdate};

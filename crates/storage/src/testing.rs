@@ -1,0 +1,343 @@
+//! Isolated backends for tests (feature `testing`): each test gets its own database, key prefix
+//! or bucket, so tests run in parallel and never clean up by hand.
+//!
+//! Real servers are used when configured, the embedded backends always:
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `CG_TEST_DATABASE_URL` | PostgreSQL URL of a role allowed to create databases (e.g. `postgres://postgres@127.0.0.1:5432/postgres`) |
+//! | `CG_TEST_REDIS_URL` | Redis URL (e.g. `redis://127.0.0.1:6379/0`) |
+//! | `CG_TEST_S3_ENDPOINT` | S3-compatible endpoint (e.g. moto at `http://127.0.0.1:5055`); `CG_TEST_S3_ACCESS_KEY`, `CG_TEST_S3_SECRET_KEY` (default `test`) |
+//! | `CG_TEST_REQUIRE_BACKENDS=1` | a missing server fails the test instead of leaving only the embedded backend (CI sets this) |
+//!
+//! PostgreSQL test databases are cloned from a migrated template (named after a fingerprint of the
+//! migrations) and dropped when the test ends.
+
+use std::sync::OnceLock;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use secrecy::SecretString;
+use tempfile::TempDir;
+
+use crate::blob::BlobStore;
+use crate::cache::Cache;
+use crate::config::{BlobTarget, CacheTarget, DatabaseTarget, PoolSettings, RedisTarget, S3Target};
+use crate::db::Db;
+
+const TEMPLATE_LOCK_KEY: i64 = 0x6367_7465_6d70_6c74;
+
+/// Whether CI demands every real backend.
+pub fn backends_required() -> bool {
+    std::env::var("CG_TEST_REQUIRE_BACKENDS").is_ok_and(|v| v == "1" || v == "true")
+}
+
+fn configured(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Some(v),
+        _ => {
+            assert!(
+                !backends_required(),
+                "{var} is not set but CG_TEST_REQUIRE_BACKENDS=1: the real backend is required"
+            );
+            None
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::now_v7().simple())
+}
+
+fn pool_settings() -> PoolSettings {
+    PoolSettings {
+        max_size: 4,
+        min_idle: None,
+        connect_timeout: std::time::Duration::from_secs(5),
+        acquire_timeout: std::time::Duration::from_secs(10),
+    }
+}
+
+/// A migrated database that disappears with the value.
+#[derive(Debug)]
+pub struct TestDb {
+    pub db: Db,
+    /// `postgres` or `sqlite`.
+    pub backend: &'static str,
+    /// The URL a separate process (a service under test) can use.
+    pub url: String,
+    guard: Guard,
+}
+
+#[derive(Debug)]
+enum Guard {
+    Sqlite(#[expect(dead_code, reason = "held so the folder outlives the test")] TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Guard::Postgres { admin_url, name } = &self.guard {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop runs inside the test's runtime; a separate thread gets a runtime of its own.
+            let _ = std::thread::spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                    return;
+                };
+                rt.block_on(async move {
+                    if let Ok(mut admin) = AsyncPgConnection::establish(&admin_url).await {
+                        let _ = admin
+                            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+impl TestDb {
+    /// A fresh SQLite file in a temporary folder, migrated.
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("test.db");
+        let target = DatabaseTarget::Sqlite {
+            path: path.clone(),
+            source: "test",
+            pool: pool_settings(),
+        };
+        let db = Db::connect(&target).await.expect("open sqlite");
+        db.run_migrations().await.expect("migrate sqlite");
+        Self {
+            db,
+            backend: "sqlite",
+            url: format!("sqlite://{}", path.display()),
+            guard: Guard::Sqlite(dir),
+        }
+    }
+
+    /// A fresh PostgreSQL database cloned from the migrated template, when
+    /// `CG_TEST_DATABASE_URL` is set.
+    pub async fn postgres() -> Option<Self> {
+        let admin_url = configured("CG_TEST_DATABASE_URL")?;
+        let template = ensure_template(&admin_url).await;
+        let name = unique("cg_test_");
+        let mut admin = AsyncPgConnection::establish(&admin_url).await.expect("connect CG_TEST_DATABASE_URL");
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
+            .await
+            .expect("create test database");
+        let url = with_database(&admin_url, &name);
+        let target = pg_target(&url);
+        let db = Db::connect(&target).await.expect("connect test database");
+        Some(Self {
+            db,
+            backend: "postgres",
+            url,
+            guard: Guard::Postgres { admin_url, name },
+        })
+    }
+
+    /// SQLite always, PostgreSQL when configured: run the same test body on each.
+    pub async fn all() -> Vec<Self> {
+        let mut dbs = vec![Self::sqlite().await];
+        dbs.extend(Self::postgres().await);
+        dbs
+    }
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let mut parsed = url::Url::parse(url).expect("CG_TEST_DATABASE_URL is a URL");
+    parsed.set_path(name);
+    parsed.to_string()
+}
+
+fn pg_target(url: &str) -> DatabaseTarget {
+    DatabaseTarget::Postgres {
+        url: SecretString::from(url.to_owned()),
+        root_cert: None,
+        tls: false,
+        display: "test".into(),
+        source: "CG_TEST_DATABASE_URL",
+        pool: pool_settings(),
+    }
+}
+
+/// Create the migrated template once per fingerprint (across processes: an advisory lock).
+async fn ensure_template(admin_url: &str) -> String {
+    static DONE: OnceLock<String> = OnceLock::new();
+    static BUILDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    if let Some(name) = DONE.get() {
+        return name.clone();
+    }
+    let _local = BUILDING.lock().await;
+    if let Some(name) = DONE.get() {
+        return name.clone();
+    }
+    let name = format!("cg_template_{}", env!("CG_MIGRATIONS_FINGERPRINT"));
+    let mut admin = AsyncPgConnection::establish(admin_url).await.expect("connect CG_TEST_DATABASE_URL");
+    admin
+        .batch_execute(&format!("SELECT pg_advisory_lock({TEMPLATE_LOCK_KEY})"))
+        .await
+        .expect("template lock");
+    let exists: i64 = diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
+        .bind::<diesel::sql_types::Text, _>(&name)
+        .get_result::<Count>(&mut admin)
+        .await
+        .expect("look up template")
+        .n;
+    if exists == 0 {
+        let building = format!("{name}_building");
+        // One statement per call: PostgreSQL runs a multi-statement string as one transaction,
+        // which DROP/CREATE DATABASE refuse.
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"))
+            .await
+            .expect("drop stale template");
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{building}\""))
+            .await
+            .expect("create template");
+        {
+            let db = Db::connect(&pg_target(&with_database(admin_url, &building)))
+                .await
+                .expect("connect template");
+            db.run_migrations().await.expect("migrate template");
+        }
+        // The migration pool is dropped, but its sessions may linger a moment: end them and
+        // retry until the rename (which needs the database idle) goes through.
+        let mut renamed = false;
+        for _ in 0..50 {
+            let _ = admin
+                .batch_execute(&format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = '{building}' AND pid <> pg_backend_pid()"
+                ))
+                .await;
+            if admin
+                .batch_execute(&format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\""))
+                .await
+                .is_ok()
+            {
+                renamed = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(renamed, "could not publish template {name}");
+    }
+    admin
+        .batch_execute(&format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})"))
+        .await
+        .expect("template unlock");
+    let _ = DONE.set(name.clone());
+    name
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// The in-process cache under a unique prefix.
+pub fn memory_cache() -> Cache {
+    Cache::Memory(crate::cache::MemoryCache::new(16 * 1024 * 1024, &unique("test:")))
+}
+
+/// Redis under a unique prefix, when `CG_TEST_REDIS_URL` is set.
+pub async fn redis_cache() -> Option<Cache> {
+    let url = configured("CG_TEST_REDIS_URL")?;
+    let target = CacheTarget::Redis(RedisTarget {
+        urls: vec![SecretString::from(url)],
+        cluster: false,
+        connect_timeout: std::time::Duration::from_secs(2),
+        response_timeout: std::time::Duration::from_secs(2),
+        key_prefix: format!("{}:", unique("cgtest:")),
+        display: "test".into(),
+        source: "CG_TEST_REDIS_URL",
+    });
+    Some(Cache::connect(&target).await.expect("connect CG_TEST_REDIS_URL"))
+}
+
+/// In-process always, Redis when configured.
+pub async fn all_caches() -> Vec<Cache> {
+    let mut caches = vec![memory_cache()];
+    caches.extend(redis_cache().await);
+    caches
+}
+
+/// A blob store with what keeps it alive.
+#[derive(Debug)]
+pub struct TestBlobs {
+    pub store: BlobStore,
+    _dir: Option<TempDir>,
+}
+
+impl TestBlobs {
+    /// A fresh local folder.
+    pub fn local() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = BlobStore::open(&BlobTarget::Local {
+            root: dir.path().join("blobs"),
+        })
+        .expect("open local blobs");
+        Self { store, _dir: Some(dir) }
+    }
+
+    /// A fresh bucket on the S3-compatible server at `CG_TEST_S3_ENDPOINT`, when set.
+    pub async fn s3() -> Option<Self> {
+        let target = s3_test_target(&create_test_bucket().await?);
+        let store = BlobStore::open(&BlobTarget::S3(target)).expect("open S3 bucket");
+        Some(Self { store, _dir: None })
+    }
+
+    /// The local folder always, S3 when configured.
+    pub async fn all() -> Vec<Self> {
+        let mut stores = vec![Self::local()];
+        stores.extend(Self::s3().await);
+        stores
+    }
+}
+
+/// Create an empty bucket on the test S3 server; returns its name.
+pub async fn create_test_bucket() -> Option<String> {
+    let endpoint = configured("CG_TEST_S3_ENDPOINT")?;
+    let bucket = unique("cg-test-");
+    // moto accepts unsigned bucket creation; a signing server needs the bucket made beforehand.
+    let status = put_bucket(&endpoint, &bucket).await;
+    assert!(status < 300, "creating bucket {bucket} at {endpoint}: HTTP {status}");
+    Some(bucket)
+}
+
+async fn put_bucket(endpoint: &str, bucket: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = url::Url::parse(endpoint).expect("CG_TEST_S3_ENDPOINT is a URL");
+    let host = url.host_str().expect("CG_TEST_S3_ENDPOINT has a host").to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let mut stream = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .expect("connect CG_TEST_S3_ENDPOINT");
+    let request = format!("PUT /{bucket} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send PUT bucket");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read PUT bucket");
+    let text = String::from_utf8_lossy(&response);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(599)
+}
+
+/// The S3 target of a test bucket.
+pub fn s3_test_target(bucket: &str) -> S3Target {
+    S3Target {
+        bucket: bucket.to_owned(),
+        region: "us-east-1".into(),
+        access_key_id: Some(std::env::var("CG_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "test".into())),
+        secret_access_key: Some(SecretString::from(
+            std::env::var("CG_TEST_S3_SECRET_KEY").unwrap_or_else(|_| "test".into()),
+        )),
+        endpoint: std::env::var("CG_TEST_S3_ENDPOINT").ok(),
+    }
+}

@@ -1,0 +1,146 @@
+use std::time::Duration;
+
+use cg_storage::cache::{Cache, RateWindow};
+use cg_storage::testing::all_caches;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn values_expire_and_set_nx_holds() {
+    for cache in all_caches().await {
+        let b = cache.backend();
+        cache.set("k", b"v1", None).await.unwrap();
+        assert_eq!(cache.get("k").await.unwrap().as_deref(), Some(&b"v1"[..]), "{b}");
+        assert_eq!(cache.ttl("k").await.unwrap(), None, "{b}: no TTL was set");
+
+        cache.set("short", b"x", Some(Duration::from_millis(200))).await.unwrap();
+        let ttl = cache.ttl("short").await.unwrap().unwrap();
+        assert!(ttl <= Duration::from_millis(200) && ttl > Duration::ZERO, "{b}: {ttl:?}");
+        assert!(!cache.set_nx("short", b"y", None).await.unwrap(), "{b}");
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert_eq!(cache.get("short").await.unwrap(), None, "{b}: value outlived its TTL");
+        assert!(cache.set_nx("short", b"y", None).await.unwrap(), "{b}: expired key is free again");
+
+        assert!(cache.delete("k").await.unwrap(), "{b}");
+        assert!(!cache.delete("k").await.unwrap(), "{b}");
+        assert!(!cache.expire("k", Duration::from_secs(1)).await.unwrap(), "{b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn counters_are_atomic_and_keep_their_ttl() {
+    for cache in all_caches().await {
+        let b = cache.backend();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let cache = cache.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..100 {
+                    cache.incr_by("hits", 1, Some(Duration::from_secs(60))).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(cache.get_string("hits").await.unwrap().as_deref(), Some("800"), "{b}");
+
+        cache.incr_by("window", 5, Some(Duration::from_millis(300))).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // A later increment must not push the window's end back.
+        assert_eq!(cache.incr_by("window", 5, Some(Duration::from_millis(300))).await.unwrap(), 10);
+        let ttl = cache.ttl("window").await.unwrap().unwrap();
+        assert!(ttl <= Duration::from_millis(160), "{b}: TTL was extended to {ttl:?}");
+
+        cache.set("text", b"abc", None).await.unwrap();
+        assert!(cache.incr_by("text", 1, None).await.is_err(), "{b}: non-integer counted");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hashes() {
+    for cache in all_caches().await {
+        let b = cache.backend();
+        cache.hset("h", "a", b"1").await.unwrap();
+        assert_eq!(cache.hincr_by("h", "a", 4).await.unwrap(), 5, "{b}");
+        assert_eq!(cache.hincr_by("h", "n", -2).await.unwrap(), -2, "{b}");
+        assert_eq!(cache.hget("h", "a").await.unwrap().as_deref(), Some(&b"5"[..]), "{b}");
+        assert_eq!(cache.hget("h", "zz").await.unwrap(), None, "{b}");
+        let all = cache.hgetall("h").await.unwrap();
+        assert_eq!(all.len(), 2, "{b}");
+        assert!(cache.hdel("h", "a").await.unwrap(), "{b}");
+        assert!(!cache.hdel("h", "a").await.unwrap(), "{b}");
+        assert!(cache.hgetall("missing").await.unwrap().is_empty(), "{b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limit_admits_exactly_the_limit_under_concurrency() {
+    for cache in all_caches().await {
+        let b = cache.backend();
+        let windows = [
+            RateWindow::new(20, Duration::from_secs(3600)),
+            RateWindow::new(1000, Duration::from_secs(86_400)),
+        ];
+        let mut tasks = Vec::new();
+        for _ in 0..60 {
+            let cache = cache.clone();
+            tasks.push(tokio::spawn(async move {
+                cache.rate_limit("client-1", &windows, 1).await.unwrap()
+            }));
+        }
+        let mut admitted = 0;
+        for t in tasks {
+            let d = t.await.unwrap();
+            if d.allowed {
+                admitted += 1;
+            } else {
+                assert!(d.retry_after.unwrap() > Duration::ZERO, "{b}");
+                assert_eq!(d.remaining, 0, "{b}");
+            }
+            assert_eq!(d.limit, 20, "{b}: the tighter window reports");
+        }
+        assert_eq!(admitted, 20, "{b}");
+        // Another client has its own budget.
+        assert!(cache.rate_limit("client-2", &windows, 1).await.unwrap().allowed, "{b}");
+        // A refused request counts nowhere: the daily window saw only the 20 admitted.
+        let day = [RateWindow::new(21, Duration::from_secs(86_400))];
+        let d = cache.rate_limit("client-1", &day, 1).await.unwrap();
+        assert!(d.allowed && d.remaining == 0, "{b}: {d:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pubsub_delivers_within_the_prefix() {
+    for cache in all_caches().await {
+        let b = cache.backend();
+        let mut sub = cache.subscribe("config").await.unwrap();
+        let other: Cache = cache.with_prefix("other:");
+        let mut other_sub = other.subscribe("config").await.unwrap();
+        // Redis subscriptions are asynchronous: publish until the subscriber is counted.
+        let mut delivered = 0;
+        for _ in 0..50 {
+            delivered = cache.publish("config", "v2").await.unwrap();
+            if delivered > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(delivered >= 1, "{b}");
+        let got = tokio::time::timeout(Duration::from_secs(2), sub.next()).await.unwrap();
+        assert_eq!(got.as_deref(), Some("v2"), "{b}");
+        let leaked = tokio::time::timeout(Duration::from_millis(200), other_sub.next()).await;
+        assert!(leaked.is_err(), "{b}: message crossed prefixes: {leaked:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prefixes_isolate_keys() {
+    for cache in all_caches().await {
+        let b = cache.backend();
+        let a = cache.with_prefix("a:");
+        let z = cache.with_prefix("z:");
+        a.set("same", b"from-a", None).await.unwrap();
+        assert_eq!(z.get("same").await.unwrap(), None, "{b}");
+        assert_eq!(cache.get("a:same").await.unwrap().as_deref(), Some(&b"from-a"[..]), "{b}");
+        assert!(cache.ping().await.unwrap() < Duration::from_secs(1), "{b}");
+    }
+}

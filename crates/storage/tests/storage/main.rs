@@ -1,0 +1,7 @@
+//! Storage integration tests: every test body runs against each backend of its role: SQLite and
+//! PostgreSQL, the in-process cache and Redis, a local folder and S3 (see `cg_storage::testing`
+//! for how the real servers are configured).
+
+mod blobs;
+mod cache;
+mod database;
