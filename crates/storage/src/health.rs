@@ -62,7 +62,7 @@ where
 {
     let outcome = tokio::time::timeout(PROBE_TIMEOUT, f).await;
     let (status, latency_ms, error) = match outcome {
-        Ok(Ok(d)) => (ProbeStatus::Ok, Some(d.as_secs_f64() * 1000.0), None),
+        Ok(Ok(d)) => (ProbeStatus::Ok, Some((d.as_secs_f64() * 1e6).round() / 1e3), None),
         Ok(Err(e)) => (ProbeStatus::Error, None, Some(e.to_string())),
         Err(_) => (
             ProbeStatus::Error,

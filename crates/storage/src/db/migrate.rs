@@ -3,6 +3,7 @@
 //! an advisory lock on PostgreSQL, a lock file beside the SQLite database.
 
 use diesel_async::{AsyncMigrationHarness, RunQueryDsl, SimpleAsyncConnection};
+use diesel::migration::MigrationSource;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::{Conn, Db, DbPool};
@@ -74,6 +75,27 @@ pub(super) async fn run(db: &Db) -> Result<Vec<String>> {
         tracing::info!(db.backend = db.backend(), migrations = ?applied, "applied migrations");
     }
     Ok(applied)
+}
+
+/// Versions of the embedded migrations not yet applied (a replica refuses to start against a
+/// database that is behind: `codeguardians migrate` runs first).
+pub async fn pending_migrations(db: &Db) -> Result<Vec<String>> {
+    let applied = match applied_migrations(db).await {
+        Ok(v) => v,
+        Err(e @ Error::Unavailable { .. }) => return Err(e),
+        // No bookkeeping table yet: nothing applied.
+        Err(_) => Vec::new(),
+    };
+    let embedded: Vec<String> = match &db.pool {
+        DbPool::Postgres(_) => MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES_MIGRATIONS)
+            .map(|ms| ms.iter().map(|m| m.name().version().to_string()).collect()),
+        DbPool::Sqlite(_) => MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
+            .map(|ms| ms.iter().map(|m| m.name().version().to_string()).collect()),
+    }
+    .map_err(|e| Error::Migration(e.to_string()))?;
+    let mut pending: Vec<String> = embedded.into_iter().filter(|v| !applied.contains(v)).collect();
+    pending.sort();
+    Ok(pending)
 }
 
 /// Versions of the migrations already applied, oldest first.

@@ -20,7 +20,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, TransactionM
 use crate::config::{DatabaseTarget, Mode};
 use crate::error::{Error, Result};
 
-pub use migrate::{applied_migrations, ensure_partitions};
+pub use migrate::{applied_migrations, ensure_partitions, pending_migrations};
 
 /// The embedded database connection.
 pub type SqliteConnection = SyncConnectionWrapper<diesel::SqliteConnection>;

@@ -1,0 +1,19 @@
+//! cg-service-kit: what every CodeGuardians binary shares, so each service's `main.rs` stays a
+//! few lines: configuration loading, telemetry (JSON logs, optional OTLP traces), the health and
+//! metrics routes, the JSON error envelope of the public contract, request ids, the internal-token
+//! check guards use, body limits and graceful shutdown.
+
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod internal_auth;
+pub mod metrics;
+pub mod observe;
+pub mod server;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::ServerConfig;
+pub use error::{ApiError, ErrorBody};
+pub use health::{HealthReport, Readiness, StorageReadiness};
+pub use server::{Kit, ServiceServer};

@@ -1,0 +1,11 @@
+//! TrustGuard: reliability of model output (grounding, overconfidence, contradictions).
+//!
+//! It uses the database (audit) and the cache (results); see [`config`] for its settings and [`startup`] for how it is assembled.
+
+pub mod config;
+pub mod startup;
+
+/// The service name in logs, metrics and `/health`.
+pub const SERVICE: &str = "trustguard";
+/// The port it listens on unless `CG_PORT` says otherwise.
+pub const DEFAULT_PORT: u16 = 8002;
