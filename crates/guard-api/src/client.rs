@@ -54,7 +54,11 @@ pub struct GuardClient {
 
 impl GuardClient {
     /// A client for `kind` at `base_url`, sending `internal_token` on every call.
-    pub fn new(kind: GuardKind, base_url: &str, internal_token: &SecretString) -> Result<Self, String> {
+    pub fn new(
+        kind: GuardKind,
+        base_url: &str,
+        internal_token: &SecretString,
+    ) -> Result<Self, String> {
         let base = url::Url::parse(base_url)
             .map_err(|e| format!("{} ({base_url:?}) is not a URL: {e}", kind.url_variable()))?;
         if !matches!(base.scheme(), "http" | "https") {
@@ -93,8 +97,14 @@ impl GuardClient {
         })
     }
 
-    fn with_context(&self, req: reqwest::RequestBuilder, ctx: &CallContext) -> reqwest::RequestBuilder {
-        let mut req = req.timeout(ctx.deadline).header(REQUEST_ID_HEADER, &ctx.request_id);
+    fn with_context(
+        &self,
+        req: reqwest::RequestBuilder,
+        ctx: &CallContext,
+    ) -> reqwest::RequestBuilder {
+        let mut req = req
+            .timeout(ctx.deadline)
+            .header(REQUEST_ID_HEADER, &ctx.request_id);
         for (name, value) in &ctx.trace_headers {
             req = req.header(name, value);
         }
@@ -102,7 +112,11 @@ impl GuardClient {
     }
 
     /// `GET path`, decoded as JSON.
-    pub async fn get_json<T: DeserializeOwned>(&self, path: &str, ctx: &CallContext) -> Result<T, GuardError> {
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        ctx: &CallContext,
+    ) -> Result<T, GuardError> {
         let req = self.with_context(self.http.get(self.url(path)?), ctx);
         self.send(req, ctx.deadline).await
     }
@@ -118,11 +132,21 @@ impl GuardClient {
         self.send(req, ctx.deadline).await
     }
 
-    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder, deadline: Duration) -> Result<T, GuardError> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        deadline: Duration,
+    ) -> Result<T, GuardError> {
         let guard = self.kind;
-        let response = req.send().await.map_err(|e| classify(guard, &e, deadline))?;
+        let response = req
+            .send()
+            .await
+            .map_err(|e| classify(guard, &e, deadline))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| classify(guard, &e, deadline))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| classify(guard, &e, deadline))?;
         if !status.is_success() {
             let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
             return Err(GuardError::Status {

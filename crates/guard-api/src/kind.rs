@@ -84,7 +84,9 @@ impl FromStr for GuardKind {
         Self::ALL
             .into_iter()
             .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| UnknownGuard { given: s.to_owned() })
+            .ok_or_else(|| UnknownGuard {
+                given: s.to_owned(),
+            })
     }
 }
 
@@ -98,8 +100,14 @@ mod tests {
             assert_eq!(kind.name().parse::<GuardKind>().unwrap(), kind);
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
         }
-        assert_eq!("BiasGuard".parse::<GuardKind>().unwrap(), GuardKind::BiasGuard);
+        assert_eq!(
+            "BiasGuard".parse::<GuardKind>().unwrap(),
+            GuardKind::BiasGuard
+        );
         let err = "nope".parse::<GuardKind>().unwrap_err().to_string();
-        assert!(err.contains("tokenguard, trustguard, contextguard, biasguard, healthguard"), "{err}");
+        assert!(
+            err.contains("tokenguard, trustguard, contextguard, biasguard, healthguard"),
+            "{err}"
+        );
     }
 }

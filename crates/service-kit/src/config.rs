@@ -41,7 +41,9 @@ pub fn from_env<T: DeserializeOwned>() -> anyhow::Result<T> {
 
 /// Read a configuration struct from variables sharing `prefix` (e.g. `TOKENGUARD_`).
 pub fn from_env_prefixed<T: DeserializeOwned>(prefix: &str) -> anyhow::Result<T> {
-    envy::prefixed(prefix).from_env::<T>().map_err(|e| describe(e, prefix))
+    envy::prefixed(prefix)
+        .from_env::<T>()
+        .map_err(|e| describe(e, prefix))
 }
 
 fn describe(err: envy::Error, prefix: &str) -> anyhow::Error {
@@ -93,10 +95,12 @@ impl ServerConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         let fail = |msg: String| Err(ConfigError::err(msg));
         match &self.cg_internal_token {
-            None => return fail(format!(
-                "CG_INTERNAL_TOKEN is required: the shared secret the gateway sends to every guard \
+            None => {
+                return fail(format!(
+                    "CG_INTERNAL_TOKEN is required: the shared secret the gateway sends to every guard \
                  (at least {MIN_INTERNAL_TOKEN_LEN} characters)"
-            )),
+                ));
+            }
             Some(t) if t.expose_secret().len() < MIN_INTERNAL_TOKEN_LEN => {
                 return fail(format!(
                     "CG_INTERNAL_TOKEN must be at least {MIN_INTERNAL_TOKEN_LEN} characters"

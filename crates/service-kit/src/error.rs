@@ -46,13 +46,23 @@ pub struct ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.code, self.status.as_u16(), self.message)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.code,
+            self.status.as_u16(),
+            self.message
+        )
     }
 }
 
 impl ApiError {
     /// Any status, code and message.
-    pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             code: code.into(),
@@ -95,12 +105,20 @@ impl ApiError {
 
     /// 422 `validation_error`.
     pub fn unprocessable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_error", message)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+            message,
+        )
     }
 
     /// 503 `service_unavailable`.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", message)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            message,
+        )
     }
 
     /// 500 `internal_error`: the cause is logged, the client sees a generic message.
@@ -154,8 +172,12 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         if self.status.is_server_error() {
             match &self.cause {
-                Some(cause) => tracing::error!(error.code = %self.code, error.cause = ?cause, "request failed"),
-                None => tracing::warn!(error.code = %self.code, error.message = %self.message, "request failed"),
+                Some(cause) => {
+                    tracing::error!(error.code = %self.code, error.cause = ?cause, "request failed")
+                }
+                None => {
+                    tracing::warn!(error.code = %self.code, error.message = %self.message, "request failed")
+                }
             }
         }
         let mut response = HttpResponse::build(self.status);

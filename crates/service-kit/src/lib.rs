@@ -12,6 +12,8 @@ pub mod observe;
 pub mod server;
 pub mod startup;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::ServerConfig;
 pub use error::{ApiError, ErrorBody};

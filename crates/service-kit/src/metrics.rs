@@ -24,10 +24,9 @@ pub fn handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new();
-            let builder = match builder.set_buckets_for_metric(
-                Matcher::Suffix("duration_seconds".into()),
-                LATENCY_BUCKETS,
-            ) {
+            let builder = match builder
+                .set_buckets_for_metric(Matcher::Suffix("duration_seconds".into()), LATENCY_BUCKETS)
+            {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(error = %e, "default latency buckets kept");

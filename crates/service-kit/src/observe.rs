@@ -38,7 +38,8 @@ fn request_id(req: &ServiceRequest) -> String {
         .filter(|v| {
             !v.is_empty()
                 && v.len() <= MAX_REQUEST_ID_LEN
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
 }
@@ -47,7 +48,8 @@ fn request_id(req: &ServiceRequest) -> String {
 fn trace_id(req: &ServiceRequest) -> Option<String> {
     let value = req.headers().get("traceparent")?.to_str().ok()?;
     let mut parts = value.split('-');
-    let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let (version, trace, span, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
     (hex(version, 2) && hex(trace, 32) && hex(span, 16) && hex(flags, 2) && trace != "0".repeat(32))
         .then(|| trace.to_ascii_lowercase())
@@ -89,7 +91,9 @@ pub async fn observe(
     if let Some(t) = trace_id(&req) {
         span.record("trace_id", t.as_str());
     }
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.headers())));
+    let parent = opentelemetry::global::get_text_map_propagator(|p| {
+        p.extract(&HeaderExtractor(req.headers()))
+    });
     let _ = span.set_parent(parent);
 
     let outcome = REQUEST_ID
@@ -113,7 +117,9 @@ pub async fn observe(
         Err(err) => {
             let mut rendered = REQUEST_ID.sync_scope(id.clone(), || err.error_response());
             if let Some(value) = header {
-                rendered.headers_mut().insert(REQUEST_ID_HEADER.clone(), value);
+                rendered
+                    .headers_mut()
+                    .insert(REQUEST_ID_HEADER.clone(), value);
             }
             let status = rendered.status().as_u16();
             let err = actix_web::error::InternalError::from_response(err.to_string(), rendered);
@@ -179,9 +185,15 @@ mod tests {
     #[test]
     fn trace_ids_come_from_valid_traceparents() {
         let ok = TestRequest::default()
-            .insert_header(("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
+            .insert_header((
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ))
             .to_srv_request();
-        assert_eq!(trace_id(&ok).as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(
+            trace_id(&ok).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
         let bad = TestRequest::default()
             .insert_header(("traceparent", "00-xyz-00f067aa0ba902b7-01"))
             .to_srv_request();

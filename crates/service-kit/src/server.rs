@@ -65,7 +65,9 @@ pub struct ServiceServer {
 
 impl std::fmt::Debug for ServiceServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceServer").field("port", &self.port).finish()
+        f.debug_struct("ServiceServer")
+            .field("port", &self.port)
+            .finish()
     }
 }
 
@@ -77,7 +79,12 @@ impl ServiceServer {
     /// Bind `CG_HOST:CG_PORT` (or `default_port`) and assemble the app: request ids, metrics,
     /// logs, body limits, the error envelope for every extractor failure and unknown route, the
     /// health and metrics routes, then the service's own routes from `configure`.
-    pub fn build<F>(config: &ServerConfig, default_port: u16, kit: Kit, configure: F) -> anyhow::Result<Self>
+    pub fn build<F>(
+        config: &ServerConfig,
+        default_port: u16,
+        kit: Kit,
+        configure: F,
+    ) -> anyhow::Result<Self>
     where
         F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
     {
@@ -86,7 +93,10 @@ impl ServiceServer {
         let address = (config.host().to_owned(), config.port(default_port));
         let listener = TcpListener::bind(&address)
             .with_context(|| format!("binding {}:{} (CG_HOST, CG_PORT)", address.0, address.1))?;
-        let port = listener.local_addr().context("reading the bound port")?.port();
+        let port = listener
+            .local_addr()
+            .context("reading the bound port")?
+            .port();
         let shutdown = kit.shutdown.clone();
         let service = kit.service;
         let kit = web::Data::new(kit);
@@ -151,7 +161,10 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("{service}: cannot start the runtime: {e}");

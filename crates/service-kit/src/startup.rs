@@ -9,22 +9,38 @@ use crate::config::ConfigError;
 /// Resolve and connect the backends `needs` names. An embedded (SQLite) database is migrated
 /// here; a centralized one must already be migrated by `codeguardians migrate`, so replicas never
 /// race to change the schema.
-pub async fn open_storage(service: &str, config: &StorageConfig, needs: Needs) -> anyhow::Result<Storage> {
+pub async fn open_storage(
+    service: &str,
+    config: &StorageConfig,
+    needs: Needs,
+) -> anyhow::Result<Storage> {
     let resolved = config.resolve(needs)?;
     if let Some(db) = &resolved.database {
         tracing::info!(service, db.backend = ?db.mode(), db.target = %db.display(), "database");
     }
     let storage = Storage::connect(&resolved).await?;
     if let Some(cache) = &storage.cache {
-        tracing::info!(service, cache.backend = cache.backend(), cache.prefix = cache.prefix(), "cache");
+        tracing::info!(
+            service,
+            cache.backend = cache.backend(),
+            cache.prefix = cache.prefix(),
+            "cache"
+        );
     }
     if let Some(blobs) = &storage.blobs {
-        tracing::info!(service, blobs.backend = blobs.backend(), blobs.target = blobs.display(), "blob store");
+        tracing::info!(
+            service,
+            blobs.backend = blobs.backend(),
+            blobs.target = blobs.display(),
+            "blob store"
+        );
     }
     if let Some(db) = &storage.db {
         match db.mode() {
             Mode::Embedded => {
-                db.run_migrations().await.context("migrating the embedded database")?;
+                db.run_migrations()
+                    .await
+                    .context("migrating the embedded database")?;
             }
             Mode::Centralized => {
                 let pending = cg_storage::db::pending_migrations(db).await?;

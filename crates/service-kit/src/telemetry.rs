@@ -2,6 +2,8 @@
 //! traces over OTLP/HTTP only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. The W3C trace-context
 //! propagator is installed either way, so `traceparent` flows from gateway to guards.
 
+use std::io::IsTerminal;
+
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -19,10 +21,10 @@ pub struct TelemetryGuard {
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        if let Some(provider) = self.provider.take() {
-            if let Err(e) = provider.shutdown() {
-                tracing::warn!(error = %e, "flushing traces failed");
-            }
+        if let Some(provider) = self.provider.take()
+            && let Err(e) = provider.shutdown()
+        {
+            tracing::warn!(error = %e, "flushing traces failed");
         }
     }
 }
@@ -68,7 +70,14 @@ pub fn init(service: &'static str, format: LogFormat) -> anyhow::Result<Telemetr
             ),
             None,
         ),
-        LogFormat::Text => (None, Some(fmt::layer().compact())),
+        LogFormat::Text => (
+            None,
+            Some(
+                fmt::layer()
+                    .compact()
+                    .with_ansi(std::io::stdout().is_terminal()),
+            ),
+        ),
     };
     tracing_subscriber::registry()
         .with(filter)

@@ -345,7 +345,10 @@ impl StorageConfig {
 
     /// ContextGuard's default memory TTL.
     pub fn contextguard_default_ttl(&self) -> Duration {
-        Duration::from_secs(self.contextguard_default_ttl.unwrap_or(DEFAULT_CONTEXTGUARD_TTL_SECS))
+        Duration::from_secs(
+            self.contextguard_default_ttl
+                .unwrap_or(DEFAULT_CONTEXTGUARD_TTL_SECS),
+        )
     }
 
     /// Refresh-session lifetime.
@@ -363,7 +366,8 @@ impl StorageConfig {
 
     /// Where refresh sessions are kept first.
     pub fn session_storage_type(&self) -> SessionStorageType {
-        self.session_storage_type.unwrap_or(SessionStorageType::Redis)
+        self.session_storage_type
+            .unwrap_or(SessionStorageType::Redis)
     }
 
     /// The embedded data folder.
@@ -376,7 +380,10 @@ impl StorageConfig {
     /// Decide where each needed backend lives. Errors name the variable at fault.
     pub fn resolve(&self, needs: Needs) -> Result<ResolvedStorage> {
         Ok(ResolvedStorage {
-            database: needs.database.then(|| self.resolve_database()).transpose()?,
+            database: needs
+                .database
+                .then(|| self.resolve_database())
+                .transpose()?,
             cache: needs.cache.then(|| self.resolve_cache()).transpose()?,
             blobs: needs.blobs.then(|| self.resolve_blobs()).transpose()?,
         })
@@ -384,7 +391,10 @@ impl StorageConfig {
 
     fn pool_settings(&self) -> PoolSettings {
         PoolSettings {
-            max_size: self.db_pool_max_size.unwrap_or(DEFAULT_DB_POOL_MAX_SIZE).max(1),
+            max_size: self
+                .db_pool_max_size
+                .unwrap_or(DEFAULT_DB_POOL_MAX_SIZE)
+                .max(1),
             min_idle: self.db_pool_min_idle,
             connect_timeout: Duration::from_secs(
                 self.db_connect_timeout_secs
@@ -418,7 +428,13 @@ impl StorageConfig {
             if let Some(path) = sqlite_path(raw) {
                 self.sqlite_target(Some(path), "DATABASE_URL")
             } else if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-                postgres_target(raw, "DATABASE_URL", self.postgres_sslmode.as_deref(), self.postgres_sslrootcert.clone(), self.pool_settings())?
+                postgres_target(
+                    raw,
+                    "DATABASE_URL",
+                    self.postgres_sslmode.as_deref(),
+                    self.postgres_sslrootcert.clone(),
+                    self.pool_settings(),
+                )?
             } else {
                 return Err(Error::Config(
                     "DATABASE_URL must start with postgres://, postgresql:// or sqlite://".into(),
@@ -427,21 +443,33 @@ impl StorageConfig {
         } else if let Some(host) = &self.postgres_host {
             let mut url = url::Url::parse("postgres://localhost")
                 .map_err(|e| Error::Config(format!("POSTGRES_HOST: {e}")))?;
-            url.set_host(Some(host))
-                .map_err(|e| Error::Config(format!("POSTGRES_HOST {host:?} is not a host name: {e}")))?;
+            url.set_host(Some(host)).map_err(|e| {
+                Error::Config(format!("POSTGRES_HOST {host:?} is not a host name: {e}"))
+            })?;
             let _ = url.set_port(Some(self.postgres_port.unwrap_or(DEFAULT_POSTGRES_PORT)));
-            let _ = url.set_username(self.postgres_user.as_deref().unwrap_or(DEFAULT_POSTGRES_USER));
+            let _ = url.set_username(
+                self.postgres_user
+                    .as_deref()
+                    .unwrap_or(DEFAULT_POSTGRES_USER),
+            );
             if let Some(password) = &self.postgres_password {
                 let _ = url.set_password(Some(password.expose_secret()));
             }
             url.set_path(self.postgres_db.as_deref().unwrap_or(DEFAULT_POSTGRES_DB));
-            postgres_target(url.as_str(), "POSTGRES_HOST", self.postgres_sslmode.as_deref(), self.postgres_sslrootcert.clone(), self.pool_settings())?
+            postgres_target(
+                url.as_str(),
+                "POSTGRES_HOST",
+                self.postgres_sslmode.as_deref(),
+                self.postgres_sslrootcert.clone(),
+                self.pool_settings(),
+            )?
         } else {
             self.sqlite_target(None, "CG_SQLITE_PATH")
         };
         if forced == Some(ModeOverride::Centralized) && target.mode() != Mode::Centralized {
             return Err(Error::Config(
-                "CG_STORAGE_MODE=centralized needs DATABASE_URL=postgres://… or POSTGRES_HOST".into(),
+                "CG_STORAGE_MODE=centralized needs DATABASE_URL=postgres://… or POSTGRES_HOST"
+                    .into(),
             ));
         }
         Ok(target)
@@ -483,13 +511,21 @@ impl StorageConfig {
                 source,
             })
         };
-        if let Some(nodes) = self.redis_cluster_nodes.as_deref().filter(|n| !n.trim().is_empty()) {
+        if let Some(nodes) = self
+            .redis_cluster_nodes
+            .as_deref()
+            .filter(|n| !n.trim().is_empty())
+        {
             let mut urls = Vec::new();
             for node in nodes.split(',').map(str::trim).filter(|n| !n.is_empty()) {
                 let url = if node.contains("://") {
                     node.to_owned()
                 } else {
-                    let scheme = if self.redis_tls.unwrap_or(false) { "rediss" } else { "redis" };
+                    let scheme = if self.redis_tls.unwrap_or(false) {
+                        "rediss"
+                    } else {
+                        "redis"
+                    };
                     format!("{scheme}://{node}")
                 };
                 urls.push(self.redis_url_with_auth(&url, "REDIS_CLUSTER_NODES", false)?);
@@ -499,32 +535,54 @@ impl StorageConfig {
         if let Some(url) = &self.redis_url {
             let raw = url.expose_secret().trim().to_owned();
             let parsed = self.redis_url_with_auth(&raw, "REDIS_URL", false)?;
-            return Ok(target(vec![parsed], false, redis_display(&raw), "REDIS_URL"));
+            return Ok(target(
+                vec![parsed],
+                false,
+                redis_display(&raw),
+                "REDIS_URL",
+            ));
         }
         if let Some(host) = &self.redis_host {
-            let scheme = if self.redis_tls.unwrap_or(false) { "rediss" } else { "redis" };
+            let scheme = if self.redis_tls.unwrap_or(false) {
+                "rediss"
+            } else {
+                "redis"
+            };
             let raw = format!(
                 "{scheme}://{host}:{}/{}",
                 self.redis_port.unwrap_or(DEFAULT_REDIS_PORT),
                 self.redis_db.unwrap_or(0)
             );
             let parsed = self.redis_url_with_auth(&raw, "REDIS_HOST", true)?;
-            return Ok(target(vec![parsed], false, redis_display(&raw), "REDIS_HOST"));
+            return Ok(target(
+                vec![parsed],
+                false,
+                redis_display(&raw),
+                "REDIS_HOST",
+            ));
         }
         if forced == Some(ModeOverride::Centralized) {
             return Err(Error::Config(
-                "CG_STORAGE_MODE=centralized needs REDIS_URL, REDIS_HOST or REDIS_CLUSTER_NODES".into(),
+                "CG_STORAGE_MODE=centralized needs REDIS_URL, REDIS_HOST or REDIS_CLUSTER_NODES"
+                    .into(),
             ));
         }
         Ok(memory)
     }
 
     /// Validate a Redis URL and add `REDIS_USERNAME`/`REDIS_PASSWORD` when it carries none.
-    fn redis_url_with_auth(&self, raw: &str, source: &str, apply_auth: bool) -> Result<SecretString> {
+    fn redis_url_with_auth(
+        &self,
+        raw: &str,
+        source: &str,
+        apply_auth: bool,
+    ) -> Result<SecretString> {
         let mut url = url::Url::parse(raw)
             .map_err(|e| Error::Config(format!("{source} is not a valid Redis URL: {e}")))?;
         if !matches!(url.scheme(), "redis" | "rediss") {
-            return Err(Error::Config(format!("{source} must use redis:// or rediss://")));
+            return Err(Error::Config(format!(
+                "{source} must use redis:// or rediss://"
+            )));
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(Error::Config(format!("{source} names no host")));
@@ -559,12 +617,16 @@ impl StorageConfig {
             .s3_bucket_name
             .clone()
             .filter(|b| !b.trim().is_empty())
-            .ok_or_else(|| Error::Config("S3_BUCKET_NAME is required when S3_ENABLED=true".into()))?;
+            .ok_or_else(|| {
+                Error::Config("S3_BUCKET_NAME is required when S3_ENABLED=true".into())
+            })?;
         if let Some(endpoint) = &self.s3_endpoint_url {
             let parsed = url::Url::parse(endpoint)
                 .map_err(|e| Error::Config(format!("S3_ENDPOINT_URL is not a valid URL: {e}")))?;
             if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(Error::Config("S3_ENDPOINT_URL must use http:// or https://".into()));
+                return Err(Error::Config(
+                    "S3_ENDPOINT_URL must use http:// or https://".into(),
+                ));
             }
         }
         if self.s3_access_key_id.is_some() != self.s3_secret_access_key.is_some() {
@@ -663,7 +725,12 @@ fn describe_envy_error(err: &envy::Error) -> String {
 /// Accept `true/false`, `1/0`, `yes/no`, `on/off` for boolean variables.
 fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<bool>, D::Error> {
     let raw: Option<String> = Option::deserialize(d)?;
-    match raw.as_deref().map(str::trim).map(str::to_ascii_lowercase).as_deref() {
+    match raw
+        .as_deref()
+        .map(str::trim)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("") => Ok(None),
         Some("1" | "true" | "yes" | "on") => Ok(Some(true)),
         Some("0" | "false" | "no" | "off") => Ok(Some(false)),
@@ -708,7 +775,9 @@ mod tests {
         let db = r.database.unwrap();
         assert_eq!(db.display(), "db.internal:5432/cg");
         assert_eq!(db.source(), "POSTGRES_HOST");
-        let DatabaseTarget::Postgres { url, tls, .. } = db else { panic!("not postgres") };
+        let DatabaseTarget::Postgres { url, tls, .. } = db else {
+            panic!("not postgres")
+        };
         assert!(url.expose_secret().contains("s3cr3t"));
         assert!(!tls);
     }
@@ -722,7 +791,13 @@ mod tests {
         .unwrap()
         .resolve(Needs::ALL)
         .unwrap();
-        let Some(DatabaseTarget::Postgres { url, tls, root_cert, .. }) = r.database else {
+        let Some(DatabaseTarget::Postgres {
+            url,
+            tls,
+            root_cert,
+            ..
+        }) = r.database
+        else {
             panic!("not postgres")
         };
         assert!(tls);
@@ -770,7 +845,9 @@ mod tests {
         .unwrap()
         .resolve(Needs::ALL)
         .unwrap();
-        let Some(CacheTarget::Redis(t)) = r.cache else { panic!("not redis") };
+        let Some(CacheTarget::Redis(t)) = r.cache else {
+            panic!("not redis")
+        };
         let url = t.urls[0].expose_secret().to_owned();
         assert!(url.starts_with("rediss://"), "{url}");
         assert!(url.ends_with("@cache:6379/3"), "{url}");
@@ -779,7 +856,10 @@ mod tests {
 
     #[test]
     fn s3_needs_a_bucket() {
-        let e = cfg(&[("S3_ENABLED", "true")]).unwrap().resolve(Needs::ALL).unwrap_err();
+        let e = cfg(&[("S3_ENABLED", "true")])
+            .unwrap()
+            .resolve(Needs::ALL)
+            .unwrap_err();
         assert!(e.to_string().contains("S3_BUCKET_NAME"));
         let e = cfg(&[("S3_ENABLED", "maybe")]).unwrap_err();
         assert!(e.to_string().contains("boolean"), "{e}");
@@ -797,7 +877,9 @@ mod tests {
         let hg = c.clone().for_healthguard().resolve(Needs::ALL).unwrap();
         assert_eq!(hg.database.unwrap().display(), "h:5432/health");
         let cg = c.for_contextguard().resolve(Needs::ALL).unwrap();
-        let Some(CacheTarget::Memory { key_prefix, .. }) = cg.cache else { panic!("redis") };
+        let Some(CacheTarget::Memory { key_prefix, .. }) = cg.cache else {
+            panic!("redis")
+        };
         assert_eq!(key_prefix, "contextguard:");
     }
 }

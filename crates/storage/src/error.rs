@@ -58,7 +58,10 @@ impl Error {
     }
 
     pub(crate) fn timeout(backend: &'static str, after: Duration) -> Self {
-        Self::unavailable(backend, format!("no answer within {} ms", after.as_millis()))
+        Self::unavailable(
+            backend,
+            format!("no answer within {} ms", after.as_millis()),
+        )
     }
 }
 
@@ -91,7 +94,9 @@ impl From<diesel::ConnectionError> for Error {
 
 impl From<redis::RedisError> for Error {
     fn from(err: redis::RedisError) -> Self {
-        if err.kind() == redis::ErrorKind::Parse || err.kind() == redis::ErrorKind::UnexpectedReturnType {
+        if err.kind() == redis::ErrorKind::Parse
+            || err.kind() == redis::ErrorKind::UnexpectedReturnType
+        {
             Self::Corrupt(err.to_string())
         } else {
             Self::unavailable("redis", err)
@@ -105,7 +110,8 @@ impl From<object_store::Error> for Error {
             object_store::Error::NotFound { .. } => Self::NotFound,
             object_store::Error::AlreadyExists { path, .. } => Self::Conflict(path),
             object_store::Error::Precondition { path, .. } => Self::Conflict(path),
-            object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. } => {
+            object_store::Error::NotSupported { .. }
+            | object_store::Error::NotImplemented { .. } => {
                 Self::Unsupported("this object-store operation")
             }
             other => Self::unavailable("blob store", other),

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::Storage;
 use crate::config::Mode;
 use crate::error::Result;
-use crate::Storage;
 
 /// How long one probe may take before the backend counts as down.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -62,7 +62,11 @@ where
 {
     let outcome = tokio::time::timeout(PROBE_TIMEOUT, f).await;
     let (status, latency_ms, error) = match outcome {
-        Ok(Ok(d)) => (ProbeStatus::Ok, Some((d.as_secs_f64() * 1e6).round() / 1e3), None),
+        Ok(Ok(d)) => (
+            ProbeStatus::Ok,
+            Some((d.as_secs_f64() * 1e6).round() / 1e3),
+            None,
+        ),
         Ok(Err(e)) => (ProbeStatus::Error, None, Some(e.to_string())),
         Err(_) => (
             ProbeStatus::Error,
@@ -70,8 +74,11 @@ where
             Some(format!("no answer within {} ms", PROBE_TIMEOUT.as_millis())),
         ),
     };
-    metrics::gauge!("cg_backend_up", "backend" => backend)
-        .set(if status == ProbeStatus::Ok { 1.0 } else { 0.0 });
+    metrics::gauge!("cg_backend_up", "backend" => backend).set(if status == ProbeStatus::Ok {
+        1.0
+    } else {
+        0.0
+    });
     BackendHealth {
         status,
         backend,
@@ -93,18 +100,26 @@ impl Storage {
         };
         let cache = async {
             match &self.cache {
-                Some(c) => Some(probe(c.backend(), c.mode(), c.prefix().to_owned(), c.ping()).await),
+                Some(c) => {
+                    Some(probe(c.backend(), c.mode(), c.prefix().to_owned(), c.ping()).await)
+                }
                 None => None,
             }
         };
         let blobs = async {
             match &self.blobs {
-                Some(b) => Some(probe(b.backend(), b.mode(), b.display().to_owned(), b.ping()).await),
+                Some(b) => {
+                    Some(probe(b.backend(), b.mode(), b.display().to_owned(), b.ping()).await)
+                }
                 None => None,
             }
         };
         let (postgres, redis, s3) = tokio::join!(db, cache, blobs);
-        StorageHealth { postgres, redis, s3 }
+        StorageHealth {
+            postgres,
+            redis,
+            s3,
+        }
     }
 
     /// Publish pool gauges; called when `/metrics` is scraped.
@@ -116,9 +131,12 @@ impl Storage {
                 .set(f64::from(s.idle));
             metrics::gauge!("cg_db_pool_connections", "backend" => backend, "state" => "in_use")
                 .set(f64::from(s.size.saturating_sub(s.idle)));
-            metrics::gauge!("cg_db_pool_max_connections", "backend" => backend).set(f64::from(s.max_size));
-            metrics::counter!("cg_db_pool_waits_total", "backend" => backend).absolute(s.gets_waited);
-            metrics::counter!("cg_db_pool_timeouts_total", "backend" => backend).absolute(s.gets_timed_out);
+            metrics::gauge!("cg_db_pool_max_connections", "backend" => backend)
+                .set(f64::from(s.max_size));
+            metrics::counter!("cg_db_pool_waits_total", "backend" => backend)
+                .absolute(s.gets_waited);
+            metrics::counter!("cg_db_pool_timeouts_total", "backend" => backend)
+                .absolute(s.gets_timed_out);
         }
         if let Some(crate::cache::Cache::Memory(m)) = &self.cache {
             metrics::gauge!("cg_cache_memory_entries").set(m.entry_count() as f64);

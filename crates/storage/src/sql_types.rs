@@ -38,8 +38,19 @@ impl diesel::sql_types::SqlOrd for DbUuid {}
 
 /// A row id (UUIDv7 for new rows, so ids sort by creation time).
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, AsExpression, FromSqlRow,
-    Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    AsExpression,
+    FromSqlRow,
+    Serialize,
+    Deserialize,
 )]
 #[diesel(sql_type = DbUuid)]
 #[serde(transparent)]
@@ -86,7 +97,17 @@ impl FromStr for Id {
 
 /// A point in time, always UTC, microsecond precision on both backends.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, AsExpression, FromSqlRow, Serialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    AsExpression,
+    FromSqlRow,
+    Serialize,
     Deserialize,
 )]
 #[diesel(sql_type = DbTimestamp)]
@@ -136,7 +157,9 @@ impl ToSql<DbUuid, Pg> for Id {
 }
 
 impl FromSql<DbUuid, Pg> for Id {
-    fn from_sql(bytes: <Pg as diesel::backend::Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+    fn from_sql(
+        bytes: <Pg as diesel::backend::Backend>::RawValue<'_>,
+    ) -> deserialize::Result<Self> {
         <Uuid as FromSql<diesel::sql_types::Uuid, Pg>>::from_sql(bytes).map(Self)
     }
 }
@@ -148,7 +171,9 @@ impl ToSql<DbTimestamp, Pg> for Timestamp {
 }
 
 impl FromSql<DbTimestamp, Pg> for Timestamp {
-    fn from_sql(bytes: <Pg as diesel::backend::Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+    fn from_sql(
+        bytes: <Pg as diesel::backend::Backend>::RawValue<'_>,
+    ) -> deserialize::Result<Self> {
         <DateTime<Utc> as FromSql<diesel::sql_types::Timestamptz, Pg>>::from_sql(bytes).map(Self)
     }
 }
@@ -163,7 +188,9 @@ impl ToSql<DbUuid, Sqlite> for Id {
 }
 
 impl FromSql<DbUuid, Sqlite> for Id {
-    fn from_sql(value: <Sqlite as diesel::backend::Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+    fn from_sql(
+        value: <Sqlite as diesel::backend::Backend>::RawValue<'_>,
+    ) -> deserialize::Result<Self> {
         let text = <String as FromSql<diesel::sql_types::Text, Sqlite>>::from_sql(value)?;
         Ok(Self(Uuid::parse_str(&text)?))
     }
@@ -177,7 +204,9 @@ impl ToSql<DbTimestamp, Sqlite> for Timestamp {
 }
 
 impl FromSql<DbTimestamp, Sqlite> for Timestamp {
-    fn from_sql(value: <Sqlite as diesel::backend::Backend>::RawValue<'_>) -> deserialize::Result<Self> {
+    fn from_sql(
+        value: <Sqlite as diesel::backend::Backend>::RawValue<'_>,
+    ) -> deserialize::Result<Self> {
         let text = <String as FromSql<diesel::sql_types::Text, Sqlite>>::from_sql(value)?;
         if let Ok(t) = DateTime::parse_from_rfc3339(&text) {
             return Ok(Self(t.with_timezone(&Utc)));

@@ -13,6 +13,8 @@
 //! PostgreSQL test databases are cloned from a migrated template (named after a fingerprint of the
 //! migrations) and dropped when the test ends.
 
+#![expect(clippy::expect_used, reason = "test support fails loudly")]
+
 use std::sync::OnceLock;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -80,13 +82,18 @@ impl Drop for TestDb {
             let (admin_url, name) = (admin_url.clone(), name.clone());
             // Drop runs inside the test's runtime; a separate thread gets a runtime of its own.
             let _ = std::thread::spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
                     return;
                 };
                 rt.block_on(async move {
                     if let Ok(mut admin) = AsyncPgConnection::establish(&admin_url).await {
                         let _ = admin
-                            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .batch_execute(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
                             .await;
                     }
                 });
@@ -122,14 +129,41 @@ impl TestDb {
         let admin_url = configured("CG_TEST_DATABASE_URL")?;
         let template = ensure_template(&admin_url).await;
         let name = unique("cg_test_");
-        let mut admin = AsyncPgConnection::establish(&admin_url).await.expect("connect CG_TEST_DATABASE_URL");
+        let mut admin = AsyncPgConnection::establish(&admin_url)
+            .await
+            .expect("connect CG_TEST_DATABASE_URL");
         admin
-            .batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
+            .batch_execute(&format!(
+                "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
+            ))
             .await
             .expect("create test database");
         let url = with_database(&admin_url, &name);
         let target = pg_target(&url);
         let db = Db::connect(&target).await.expect("connect test database");
+        Some(Self {
+            db,
+            backend: "postgres",
+            url,
+            guard: Guard::Postgres { admin_url, name },
+        })
+    }
+
+    /// An empty PostgreSQL database (no migrations), when `CG_TEST_DATABASE_URL` is set.
+    pub async fn postgres_unmigrated() -> Option<Self> {
+        let admin_url = configured("CG_TEST_DATABASE_URL")?;
+        let name = unique("cg_test_");
+        let mut admin = AsyncPgConnection::establish(&admin_url)
+            .await
+            .expect("connect CG_TEST_DATABASE_URL");
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create test database");
+        let url = with_database(&admin_url, &name);
+        let db = Db::connect(&pg_target(&url))
+            .await
+            .expect("connect test database");
         Some(Self {
             db,
             backend: "postgres",
@@ -175,7 +209,9 @@ async fn ensure_template(admin_url: &str) -> String {
         return name.clone();
     }
     let name = format!("cg_template_{}", env!("CG_MIGRATIONS_FINGERPRINT"));
-    let mut admin = AsyncPgConnection::establish(admin_url).await.expect("connect CG_TEST_DATABASE_URL");
+    let mut admin = AsyncPgConnection::establish(admin_url)
+        .await
+        .expect("connect CG_TEST_DATABASE_URL");
     admin
         .batch_execute(&format!("SELECT pg_advisory_lock({TEMPLATE_LOCK_KEY})"))
         .await
@@ -191,7 +227,9 @@ async fn ensure_template(admin_url: &str) -> String {
         // One statement per call: PostgreSQL runs a multi-statement string as one transaction,
         // which DROP/CREATE DATABASE refuse.
         admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"))
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"
+            ))
             .await
             .expect("drop stale template");
         admin
@@ -215,7 +253,9 @@ async fn ensure_template(admin_url: &str) -> String {
                 ))
                 .await;
             if admin
-                .batch_execute(&format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\""))
+                .batch_execute(&format!(
+                    "ALTER DATABASE \"{building}\" RENAME TO \"{name}\""
+                ))
                 .await
                 .is_ok()
             {
@@ -242,7 +282,10 @@ struct Count {
 
 /// The in-process cache under a unique prefix.
 pub fn memory_cache() -> Cache {
-    Cache::Memory(crate::cache::MemoryCache::new(16 * 1024 * 1024, &unique("test:")))
+    Cache::Memory(crate::cache::MemoryCache::new(
+        16 * 1024 * 1024,
+        &unique("test:"),
+    ))
 }
 
 /// Redis under a unique prefix, when `CG_TEST_REDIS_URL` is set.
@@ -257,7 +300,11 @@ pub async fn redis_cache() -> Option<Cache> {
         display: "test".into(),
         source: "CG_TEST_REDIS_URL",
     });
-    Some(Cache::connect(&target).await.expect("connect CG_TEST_REDIS_URL"))
+    Some(
+        Cache::connect(&target)
+            .await
+            .expect("connect CG_TEST_REDIS_URL"),
+    )
 }
 
 /// In-process always, Redis when configured.
@@ -282,7 +329,10 @@ impl TestBlobs {
             root: dir.path().join("blobs"),
         })
         .expect("open local blobs");
-        Self { store, _dir: Some(dir) }
+        Self {
+            store,
+            _dir: Some(dir),
+        }
     }
 
     /// A fresh bucket on the S3-compatible server at `CG_TEST_S3_ENDPOINT`, when set.
@@ -306,22 +356,36 @@ pub async fn create_test_bucket() -> Option<String> {
     let bucket = unique("cg-test-");
     // moto accepts unsigned bucket creation; a signing server needs the bucket made beforehand.
     let status = put_bucket(&endpoint, &bucket).await;
-    assert!(status < 300, "creating bucket {bucket} at {endpoint}: HTTP {status}");
+    assert!(
+        status < 300,
+        "creating bucket {bucket} at {endpoint}: HTTP {status}"
+    );
     Some(bucket)
 }
 
 async fn put_bucket(endpoint: &str, bucket: &str) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let url = url::Url::parse(endpoint).expect("CG_TEST_S3_ENDPOINT is a URL");
-    let host = url.host_str().expect("CG_TEST_S3_ENDPOINT has a host").to_owned();
+    let host = url
+        .host_str()
+        .expect("CG_TEST_S3_ENDPOINT has a host")
+        .to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
     let mut stream = tokio::net::TcpStream::connect((host.as_str(), port))
         .await
         .expect("connect CG_TEST_S3_ENDPOINT");
-    let request = format!("PUT /{bucket} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send PUT bucket");
+    let request = format!(
+        "PUT /{bucket} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send PUT bucket");
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.expect("read PUT bucket");
+    stream
+        .read_to_end(&mut response)
+        .await
+        .expect("read PUT bucket");
     let text = String::from_utf8_lossy(&response);
     text.split_whitespace()
         .nth(1)
@@ -334,10 +398,89 @@ pub fn s3_test_target(bucket: &str) -> S3Target {
     S3Target {
         bucket: bucket.to_owned(),
         region: "us-east-1".into(),
-        access_key_id: Some(std::env::var("CG_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "test".into())),
+        access_key_id: Some(
+            std::env::var("CG_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "test".into()),
+        ),
         secret_access_key: Some(SecretString::from(
             std::env::var("CG_TEST_S3_SECRET_KEY").unwrap_or_else(|_| "test".into()),
         )),
         endpoint: std::env::var("CG_TEST_S3_ENDPOINT").ok(),
+    }
+}
+
+/// A complete storage configuration for a service under test, and what keeps it alive.
+#[derive(Debug)]
+pub struct TestStorage {
+    pub config: crate::StorageConfig,
+    /// `embedded` or `centralized`.
+    pub label: &'static str,
+    pub db: Option<TestDb>,
+    _dir: TempDir,
+}
+
+impl TestStorage {
+    /// SQLite, in-process cache and a local folder, all under a fresh temporary folder.
+    pub fn embedded() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = crate::StorageConfig::from_pairs([
+            ("CG_STORAGE_MODE".to_owned(), "embedded".to_owned()),
+            ("CG_DATA_DIR".to_owned(), dir.path().display().to_string()),
+        ])
+        .expect("embedded config");
+        Self {
+            config,
+            label: "embedded",
+            db: None,
+            _dir: dir,
+        }
+    }
+
+    /// PostgreSQL (a fresh migrated database), Redis (a fresh key prefix) and S3 (a fresh bucket),
+    /// when all three are configured.
+    pub async fn centralized() -> Option<Self> {
+        let db = TestDb::postgres().await?;
+        let redis = configured("CG_TEST_REDIS_URL")?;
+        let bucket = create_test_bucket().await?;
+        let s3 = s3_test_target(&bucket);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut pairs = vec![
+            ("CG_STORAGE_MODE", "centralized".to_owned()),
+            ("CG_DATA_DIR", dir.path().display().to_string()),
+            ("DATABASE_URL", db.url.clone()),
+            ("DB_POOL_MAX_SIZE", "4".to_owned()),
+            ("REDIS_URL", redis),
+            ("CACHE_KEY_PREFIX", format!("{}:", unique("cgtest:"))),
+            ("S3_ENABLED", "true".to_owned()),
+            ("S3_BUCKET_NAME", bucket),
+            ("S3_REGION", s3.region.clone()),
+            (
+                "S3_ACCESS_KEY_ID",
+                s3.access_key_id.clone().unwrap_or_default(),
+            ),
+            (
+                "S3_SECRET_ACCESS_KEY",
+                secrecy::ExposeSecret::expose_secret(
+                    &s3.secret_access_key.clone().unwrap_or_default(),
+                )
+                .to_owned(),
+            ),
+        ];
+        if let Some(endpoint) = s3.endpoint {
+            pairs.push(("S3_ENDPOINT_URL", endpoint));
+        }
+        let config = crate::StorageConfig::from_pairs(pairs).expect("centralized config");
+        Some(Self {
+            config,
+            label: "centralized",
+            db: Some(db),
+            _dir: dir,
+        })
+    }
+
+    /// Embedded always, centralized when configured.
+    pub async fn all() -> Vec<Self> {
+        let mut all = vec![Self::embedded()];
+        all.extend(Self::centralized().await);
+        all
     }
 }

@@ -27,7 +27,12 @@ impl Application {
         let readiness = Arc::new(StorageReadiness {
             storage: storage.clone(),
         });
-        let kit = Kit::new(SERVICE, env!("CARGO_PKG_VERSION"), readiness, config.server.internal_token());
+        let kit = Kit::new(
+            SERVICE,
+            env!("CARGO_PKG_VERSION"),
+            readiness,
+            config.server.internal_token(),
+        );
         let server = ServiceServer::build(&config.server, DEFAULT_PORT, kit, |_| {})?;
         Ok(Self { server, storage })
     }

@@ -11,7 +11,11 @@ use crate::config::Config;
 use crate::{DEFAULT_PORT, SERVICE};
 
 /// The backends tokenguard uses.
-pub const NEEDS: Needs = Needs { database: false, cache: true, blobs: false };
+pub const NEEDS: Needs = Needs {
+    database: false,
+    cache: true,
+    blobs: false,
+};
 
 /// A built, bound, not yet running tokenguard.
 #[derive(Debug)]
@@ -27,7 +31,12 @@ impl Application {
         let readiness = Arc::new(StorageReadiness {
             storage: storage.clone(),
         });
-        let kit = Kit::new(SERVICE, env!("CARGO_PKG_VERSION"), readiness, config.server.internal_token());
+        let kit = Kit::new(
+            SERVICE,
+            env!("CARGO_PKG_VERSION"),
+            readiness,
+            config.server.internal_token(),
+        );
         let server = ServiceServer::build(&config.server, DEFAULT_PORT, kit, |_| {})?;
         Ok(Self { server, storage })
     }

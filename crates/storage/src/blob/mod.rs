@@ -58,8 +58,12 @@ impl BlobStore {
     pub fn open(target: &BlobTarget) -> Result<Self> {
         match target {
             BlobTarget::Local { root } => {
-                std::fs::create_dir_all(root)
-                    .map_err(|e| Error::Config(format!("cannot create CG_DATA_DIR blobs folder {}: {e}", root.display())))?;
+                std::fs::create_dir_all(root).map_err(|e| {
+                    Error::Config(format!(
+                        "cannot create CG_DATA_DIR blobs folder {}: {e}",
+                        root.display()
+                    ))
+                })?;
                 let store = LocalFileSystem::new_with_prefix(root)
                     .map_err(|e| Error::Config(format!("blobs folder {}: {e}", root.display())))?
                     .with_automatic_cleanup(true);
@@ -171,7 +175,11 @@ impl BlobStore {
 
     /// Every object under `prefix`, in no particular order.
     pub async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>> {
-        let prefix = if prefix.is_empty() { None } else { Some(parse_key(prefix)?) };
+        let prefix = if prefix.is_empty() {
+            None
+        } else {
+            Some(parse_key(prefix)?)
+        };
         let result = self
             .store
             .list(prefix.as_ref())
@@ -185,7 +193,12 @@ impl BlobStore {
 
     /// A URL that lets its holder `GET` or `PUT` the object at `key` for `expires_in`, without
     /// credentials. S3 only: a local folder has no URL of its own.
-    pub async fn presign(&self, method: Method, key: &str, expires_in: Duration) -> Result<url::Url> {
+    pub async fn presign(
+        &self,
+        method: Method,
+        key: &str,
+        expires_in: Duration,
+    ) -> Result<url::Url> {
         let Some(signer) = &self.signer else {
             return Err(Error::Unsupported("presigned URLs"));
         };
@@ -243,15 +256,21 @@ fn s3_store(s3: &S3Target) -> Result<AmazonS3> {
             client = client.with_allow_http(true);
         }
     }
-    builder
-        .with_client_options(client)
-        .build()
-        .map_err(|e| Error::Config(format!("S3 (S3_BUCKET_NAME/S3_REGION/S3_ENDPOINT_URL): {e}")))
+    builder.with_client_options(client).build().map_err(|e| {
+        Error::Config(format!(
+            "S3 (S3_BUCKET_NAME/S3_REGION/S3_ENDPOINT_URL): {e}"
+        ))
+    })
 }
 
 /// Object keys are relative paths of non-empty segments; `..` and absolute paths are refused.
 fn parse_key(key: &str) -> Result<Path> {
-    if key.is_empty() || key.starts_with('/') || key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+    if key.is_empty()
+        || key.starts_with('/')
+        || key
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+    {
         return Err(Error::Invalid(format!("object key {key:?}")));
     }
     Path::parse(key).map_err(|e| Error::Invalid(format!("object key {key:?}: {e}")))

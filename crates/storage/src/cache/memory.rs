@@ -11,8 +11,8 @@ use moka::ops::compute::Op;
 use moka::sync::Cache as Moka;
 use tokio::sync::broadcast;
 
-use super::rate_limit::{self, RateDecision, RateWindow};
 use super::Subscription;
+use super::rate_limit::{self, RateDecision, RateWindow};
 use crate::error::{Error, Result};
 
 /// Striped locks for multi-key rate-limit checks; increments themselves are atomic per key.
@@ -129,7 +129,10 @@ impl MemoryCache {
     pub(crate) fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         match self.live(&self.key(key)).as_deref() {
             None => Ok(None),
-            Some(Entry { value: Value::Bytes(b), .. }) => Ok(Some(b.clone())),
+            Some(Entry {
+                value: Value::Bytes(b),
+                ..
+            }) => Ok(Some(b.clone())),
             Some(_) => Err(wrong_type()),
         }
     }
@@ -145,16 +148,19 @@ impl MemoryCache {
     pub(crate) fn set_nx(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> bool {
         let mut inserted = false;
         let now = Instant::now();
-        self.shared.store.entry(self.key(key)).and_compute_with(|existing| {
-            if existing.is_some_and(|e| e.value().live(now)) {
-                return Op::Nop;
-            }
-            inserted = true;
-            Op::Put(Arc::new(Entry {
-                value: Value::Bytes(value.to_vec()),
-                expires_at: ttl.map(|t| now + t),
-            }))
-        });
+        self.shared
+            .store
+            .entry(self.key(key))
+            .and_compute_with(|existing| {
+                if existing.is_some_and(|e| e.value().live(now)) {
+                    return Op::Nop;
+                }
+                inserted = true;
+                Op::Put(Arc::new(Entry {
+                    value: Value::Bytes(value.to_vec()),
+                    expires_at: ttl.map(|t| now + t),
+                }))
+            });
         inserted
     }
 
@@ -165,7 +171,12 @@ impl MemoryCache {
             .is_some_and(|e| e.live(Instant::now()))
     }
 
-    pub(crate) fn incr_by(&self, key: &str, delta: i64, ttl_if_new: Option<Duration>) -> Result<i64> {
+    pub(crate) fn incr_by(
+        &self,
+        key: &str,
+        delta: i64,
+        ttl_if_new: Option<Duration>,
+    ) -> Result<i64> {
         let full = self.key(key);
         self.incr_full(&full, delta, ttl_if_new)
     }
@@ -173,49 +184,61 @@ impl MemoryCache {
     fn incr_full(&self, full: &str, delta: i64, ttl_if_new: Option<Duration>) -> Result<i64> {
         let mut outcome: Result<i64> = Err(wrong_type());
         let now = Instant::now();
-        self.shared.store.entry(full.to_owned()).and_compute_with(|existing| {
-            let existing = existing.map(|e| e.into_value()).filter(|e| e.live(now));
-            let (current, expires_at) = match existing.as_deref() {
-                None => (0, ttl_if_new.map(|t| now + t)),
-                Some(Entry { value: Value::Bytes(b), expires_at }) => {
-                    match std::str::from_utf8(b).ok().and_then(|s| s.parse::<i64>().ok()) {
-                        Some(n) => (n, *expires_at),
-                        None => {
-                            outcome = Err(Error::Corrupt("value is not an integer".into()));
-                            return Op::Nop;
+        self.shared
+            .store
+            .entry(full.to_owned())
+            .and_compute_with(|existing| {
+                let existing = existing.map(|e| e.into_value()).filter(|e| e.live(now));
+                let (current, expires_at) = match existing.as_deref() {
+                    None => (0, ttl_if_new.map(|t| now + t)),
+                    Some(Entry {
+                        value: Value::Bytes(b),
+                        expires_at,
+                    }) => {
+                        match std::str::from_utf8(b)
+                            .ok()
+                            .and_then(|s| s.parse::<i64>().ok())
+                        {
+                            Some(n) => (n, *expires_at),
+                            None => {
+                                outcome = Err(Error::Corrupt("value is not an integer".into()));
+                                return Op::Nop;
+                            }
                         }
                     }
-                }
-                Some(_) => return Op::Nop,
-            };
-            let Some(next) = current.checked_add(delta) else {
-                outcome = Err(Error::Corrupt("increment would overflow".into()));
-                return Op::Nop;
-            };
-            outcome = Ok(next);
-            Op::Put(Arc::new(Entry {
-                value: Value::Bytes(next.to_string().into_bytes()),
-                expires_at,
-            }))
-        });
+                    Some(_) => return Op::Nop,
+                };
+                let Some(next) = current.checked_add(delta) else {
+                    outcome = Err(Error::Corrupt("increment would overflow".into()));
+                    return Op::Nop;
+                };
+                outcome = Ok(next);
+                Op::Put(Arc::new(Entry {
+                    value: Value::Bytes(next.to_string().into_bytes()),
+                    expires_at,
+                }))
+            });
         outcome
     }
 
     pub(crate) fn expire(&self, key: &str, ttl: Duration) -> bool {
         let mut found = false;
         let now = Instant::now();
-        self.shared.store.entry(self.key(key)).and_compute_with(|existing| {
-            match existing.map(|e| e.into_value()).filter(|e| e.live(now)) {
-                None => Op::Nop,
-                Some(e) => {
-                    found = true;
-                    Op::Put(Arc::new(Entry {
-                        value: e.value.clone(),
-                        expires_at: Some(now + ttl),
-                    }))
+        self.shared
+            .store
+            .entry(self.key(key))
+            .and_compute_with(|existing| {
+                match existing.map(|e| e.into_value()).filter(|e| e.live(now)) {
+                    None => Op::Nop,
+                    Some(e) => {
+                        found = true;
+                        Op::Put(Arc::new(Entry {
+                            value: e.value.clone(),
+                            expires_at: Some(now + ttl),
+                        }))
+                    }
                 }
-            }
-        });
+            });
         found
     }
 
@@ -233,25 +256,31 @@ impl MemoryCache {
     ) -> Result<T> {
         let mut outcome: Result<T> = Err(wrong_type());
         let now = Instant::now();
-        self.shared.store.entry(self.key(key)).and_compute_with(|existing| {
-            let existing = existing.map(|e| e.into_value()).filter(|e| e.live(now));
-            let (mut map, expires_at) = match existing.as_deref() {
-                None => (HashMap::new(), None),
-                Some(Entry { value: Value::Hash(h), expires_at }) => (h.clone(), *expires_at),
-                Some(_) => return Op::Nop,
-            };
-            outcome = f(&mut map);
-            if outcome.is_err() {
-                return Op::Nop;
-            }
-            if map.is_empty() {
-                return Op::Remove;
-            }
-            Op::Put(Arc::new(Entry {
-                value: Value::Hash(map),
-                expires_at,
-            }))
-        });
+        self.shared
+            .store
+            .entry(self.key(key))
+            .and_compute_with(|existing| {
+                let existing = existing.map(|e| e.into_value()).filter(|e| e.live(now));
+                let (mut map, expires_at) = match existing.as_deref() {
+                    None => (HashMap::new(), None),
+                    Some(Entry {
+                        value: Value::Hash(h),
+                        expires_at,
+                    }) => (h.clone(), *expires_at),
+                    Some(_) => return Op::Nop,
+                };
+                outcome = f(&mut map);
+                if outcome.is_err() {
+                    return Op::Nop;
+                }
+                if map.is_empty() {
+                    return Op::Remove;
+                }
+                Op::Put(Arc::new(Entry {
+                    value: Value::Hash(map),
+                    expires_at,
+                }))
+            });
         outcome
     }
 
@@ -286,7 +315,10 @@ impl MemoryCache {
     pub(crate) fn hgetall(&self, key: &str) -> Result<HashMap<String, Vec<u8>>> {
         match self.live(&self.key(key)).as_deref() {
             None => Ok(HashMap::new()),
-            Some(Entry { value: Value::Hash(h), .. }) => Ok(h.clone()),
+            Some(Entry {
+                value: Value::Hash(h),
+                ..
+            }) => Ok(h.clone()),
             Some(_) => Err(wrong_type()),
         }
     }
@@ -295,7 +327,13 @@ impl MemoryCache {
         Ok(self.hgetall(key)?.remove(field))
     }
 
-    pub(crate) fn rate_limit(&self, key: &str, windows: &[RateWindow], cost: u64, now_ms: u64) -> Result<RateDecision> {
+    pub(crate) fn rate_limit(
+        &self,
+        key: &str,
+        windows: &[RateWindow],
+        cost: u64,
+        now_ms: u64,
+    ) -> Result<RateDecision> {
         let keys = rate_limit::bucket_keys(&self.prefix, key, windows, now_ms);
         let stripe = {
             let mut h = std::hash::DefaultHasher::new();
@@ -307,7 +345,10 @@ impl MemoryCache {
             .map_err(|_| Error::Corrupt("rate-limit lock poisoned".into()))?;
         let read = |k: &str| -> u64 {
             match self.live(k).as_deref() {
-                Some(Entry { value: Value::Bytes(b), .. }) => std::str::from_utf8(b)
+                Some(Entry {
+                    value: Value::Bytes(b),
+                    ..
+                }) => std::str::from_utf8(b)
                     .ok()
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0),

@@ -20,6 +20,7 @@ use crate::error::Result;
 
 /// A cache on either backend (cheap to clone).
 #[derive(Debug, Clone)]
+#[expect(clippy::large_enum_variant, reason = "one long-lived value per service; a box buys nothing")]
 pub enum Cache {
     Redis(RedisCache),
     Memory(MemoryCache),
@@ -93,9 +94,10 @@ impl Cache {
     pub async fn connect(target: &CacheTarget) -> Result<Self> {
         match target {
             CacheTarget::Redis(t) => Ok(Self::Redis(RedisCache::connect(t).await?)),
-            CacheTarget::Memory { max_bytes, key_prefix } => {
-                Ok(Self::Memory(MemoryCache::new(*max_bytes, key_prefix)))
-            }
+            CacheTarget::Memory {
+                max_bytes,
+                key_prefix,
+            } => Ok(Self::Memory(MemoryCache::new(*max_bytes, key_prefix))),
         }
     }
 
@@ -179,7 +181,12 @@ impl Cache {
 
     /// Add `delta` to the counter at `key` atomically; a new key gets `ttl_if_new`, an existing
     /// one keeps its TTL. Returns the new value.
-    pub async fn incr_by(&self, key: &str, delta: i64, ttl_if_new: Option<Duration>) -> Result<i64> {
+    pub async fn incr_by(
+        &self,
+        key: &str,
+        delta: i64,
+        ttl_if_new: Option<Duration>,
+    ) -> Result<i64> {
         dispatch!(self, "incr", |c| redis: c.incr_by(key, delta, ttl_if_new).await, memory: c.incr_by(key, delta, ttl_if_new))
     }
 
@@ -226,7 +233,12 @@ impl Cache {
 
     /// Check `cost` against every window for `key` and, only if all admit it, count it in all:
     /// atomically, in one round trip.
-    pub async fn rate_limit(&self, key: &str, windows: &[RateWindow], cost: u64) -> Result<RateDecision> {
+    pub async fn rate_limit(
+        &self,
+        key: &str,
+        windows: &[RateWindow],
+        cost: u64,
+    ) -> Result<RateDecision> {
         let now_ms = now_ms();
         dispatch!(self, "rate_limit", |c| redis: c.rate_limit(key, windows, cost, now_ms).await, memory: c.rate_limit(key, windows, cost, now_ms))
     }

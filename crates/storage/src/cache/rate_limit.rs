@@ -20,7 +20,9 @@ impl RateWindow {
     }
 
     pub(crate) fn window_ms(&self) -> u64 {
-        u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX).max(1)
+        u64::try_from(self.window.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 }
 
@@ -42,13 +44,21 @@ pub struct RateDecision {
 
 /// Counter keys for `key`: per window, the current and the previous bucket. The `{…}` hash tag
 /// keeps every key of one client in one Redis Cluster slot, so the script may touch them all.
-pub(crate) fn bucket_keys(prefix: &str, key: &str, windows: &[RateWindow], now_ms: u64) -> Vec<String> {
+pub(crate) fn bucket_keys(
+    prefix: &str,
+    key: &str,
+    windows: &[RateWindow],
+    now_ms: u64,
+) -> Vec<String> {
     let mut keys = Vec::with_capacity(windows.len() * 2);
     for w in windows {
         let wms = w.window_ms();
         let bucket = now_ms / wms;
         keys.push(format!("{prefix}rl:{{{key}}}:{wms}:{bucket}"));
-        keys.push(format!("{prefix}rl:{{{key}}}:{wms}:{}", bucket.saturating_sub(1)));
+        keys.push(format!(
+            "{prefix}rl:{{{key}}}:{wms}:{}",
+            bucket.saturating_sub(1)
+        ));
     }
     keys
 }
@@ -71,7 +81,13 @@ fn estimate(w: &RateWindow, current: u64, previous: u64, now_ms: u64) -> f64 {
 
 /// Turn the counters read before the increment (`counts[2i]` current, `counts[2i+1]` previous)
 /// into a decision.
-pub(crate) fn decide(windows: &[RateWindow], cost: u64, counts: &[u64], allowed: bool, now_ms: u64) -> RateDecision {
+pub(crate) fn decide(
+    windows: &[RateWindow],
+    cost: u64,
+    counts: &[u64],
+    allowed: bool,
+    now_ms: u64,
+) -> RateDecision {
     let mut best: Option<(usize, u64)> = None;
     let mut retry_after_ms: Option<u64> = None;
     for (i, w) in windows.iter().enumerate() {
@@ -88,7 +104,10 @@ pub(crate) fn decide(windows: &[RateWindow], cost: u64, counts: &[u64], allowed:
         }
     }
     let (index, remaining) = best.unwrap_or((0, 0));
-    let w = windows.get(index).copied().unwrap_or(RateWindow::new(0, Duration::from_secs(1)));
+    let w = windows
+        .get(index)
+        .copied()
+        .unwrap_or(RateWindow::new(0, Duration::from_secs(1)));
     RateDecision {
         allowed,
         limit: w.limit,
@@ -113,7 +132,11 @@ fn wait_ms(w: &RateWindow, cost: u64, cur: u64, prev: u64, now_ms: u64) -> u64 {
         left_in_bucket - (limit - cur - cost) * wms / prev
     } else {
         // In the next bucket, where this bucket becomes the decaying one.
-        let into_next = if cur > 0.0 { wms * (1.0 - (limit - cost) / cur) } else { 0.0 };
+        let into_next = if cur > 0.0 {
+            wms * (1.0 - (limit - cost) / cur)
+        } else {
+            0.0
+        };
         left_in_bucket + into_next.max(0.0)
     };
     wait.ceil().max(1.0) as u64
@@ -159,7 +182,10 @@ mod tests {
 
     #[test]
     fn tightest_window_reports() {
-        let w = [RateWindow::new(100, MIN), RateWindow::new(5, Duration::from_secs(10))];
+        let w = [
+            RateWindow::new(100, MIN),
+            RateWindow::new(5, Duration::from_secs(10)),
+        ];
         let d = decide(&w, 1, &[10, 0, 3, 0], true, 0);
         assert_eq!((d.window_index, d.limit, d.remaining), (1, 5, 1));
     }
@@ -168,6 +194,9 @@ mod tests {
     fn keys_share_a_hash_tag() {
         let w = [RateWindow::new(1, MIN)];
         let k = bucket_keys("cg:", "key:abc", &w, 125_000);
-        assert_eq!(k, vec!["cg:rl:{key:abc}:60000:2", "cg:rl:{key:abc}:60000:1"]);
+        assert_eq!(
+            k,
+            vec!["cg:rl:{key:abc}:60000:2", "cg:rl:{key:abc}:60000:1"]
+        );
     }
 }

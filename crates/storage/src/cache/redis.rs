@@ -10,8 +10,8 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, Script};
 use secrecy::ExposeSecret;
 
-use super::rate_limit::{self, RateDecision, RateWindow};
 use super::Subscription;
+use super::rate_limit::{self, RateDecision, RateWindow};
 use crate::config::RedisTarget;
 use crate::error::{Error, Result};
 
@@ -81,7 +81,10 @@ impl RedisCache {
         let fail = |e: &dyn std::fmt::Display| {
             Error::unavailable(
                 "redis",
-                format!("cannot connect to Redis ({}) given by {}: {e}", target.display, target.source),
+                format!(
+                    "cannot connect to Redis ({}) given by {}: {e}",
+                    target.display, target.source
+                ),
             )
         };
         let first = target
@@ -90,7 +93,11 @@ impl RedisCache {
             .ok_or_else(|| Error::Config(format!("{} names no Redis node", target.source)))?;
         let pubsub_client = redis::Client::open(first.expose_secret()).map_err(|e| fail(&e))?;
         let conn = if target.cluster {
-            let nodes: Vec<String> = target.urls.iter().map(|u| u.expose_secret().to_owned()).collect();
+            let nodes: Vec<String> = target
+                .urls
+                .iter()
+                .map(|u| u.expose_secret().to_owned())
+                .collect();
             let client = redis::cluster::ClusterClient::builder(nodes)
                 .connection_timeout(target.connect_timeout)
                 .response_timeout(target.response_timeout)
@@ -172,7 +179,12 @@ impl RedisCache {
         self.query::<()>(&cmd).await
     }
 
-    pub(crate) async fn set_nx(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<bool> {
+    pub(crate) async fn set_nx(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<bool> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(key)).arg(value).arg("NX");
         if let Some(ttl) = ttl {
@@ -187,7 +199,12 @@ impl RedisCache {
         Ok(n > 0)
     }
 
-    pub(crate) async fn incr_by(&self, key: &str, delta: i64, ttl_if_new: Option<Duration>) -> Result<i64> {
+    pub(crate) async fn incr_by(
+        &self,
+        key: &str,
+        delta: i64,
+        ttl_if_new: Option<Duration>,
+    ) -> Result<i64> {
         let full = self.key(key);
         let Some(ttl) = ttl_if_new else {
             return self.query(redis::cmd("INCRBY").arg(&full).arg(delta)).await;
@@ -230,17 +247,25 @@ impl RedisCache {
     }
 
     pub(crate) async fn hget(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>> {
-        self.query(redis::cmd("HGET").arg(self.key(key)).arg(field)).await
+        self.query(redis::cmd("HGET").arg(self.key(key)).arg(field))
+            .await
     }
 
     pub(crate) async fn hdel(&self, key: &str, field: &str) -> Result<bool> {
-        let n: i64 = self.query(redis::cmd("HDEL").arg(self.key(key)).arg(field)).await?;
+        let n: i64 = self
+            .query(redis::cmd("HDEL").arg(self.key(key)).arg(field))
+            .await?;
         Ok(n > 0)
     }
 
     pub(crate) async fn hincr_by(&self, key: &str, field: &str, delta: i64) -> Result<i64> {
-        self.query(redis::cmd("HINCRBY").arg(self.key(key)).arg(field).arg(delta))
-            .await
+        self.query(
+            redis::cmd("HINCRBY")
+                .arg(self.key(key))
+                .arg(field)
+                .arg(delta),
+        )
+        .await
     }
 
     pub(crate) async fn hgetall(&self, key: &str) -> Result<HashMap<String, Vec<u8>>> {
@@ -276,7 +301,13 @@ impl RedisCache {
         if counts.len() != keys.len() {
             return Err(Error::Corrupt("short rate-limit reply".into()));
         }
-        Ok(rate_limit::decide(windows, cost, counts, allowed == 1, now_ms))
+        Ok(rate_limit::decide(
+            windows,
+            cost,
+            counts,
+            allowed == 1,
+            now_ms,
+        ))
     }
 
     pub(crate) async fn publish(&self, channel: &str, message: &str) -> Result<usize> {

@@ -2,8 +2,8 @@
 //! production) or by embedded-mode services at start-up. Concurrent migrators wait for each other:
 //! an advisory lock on PostgreSQL, a lock file beside the SQLite database.
 
-use diesel_async::{AsyncMigrationHarness, RunQueryDsl, SimpleAsyncConnection};
 use diesel::migration::MigrationSource;
+use diesel_async::{AsyncMigrationHarness, RunQueryDsl, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::{Conn, Db, DbPool};
@@ -47,7 +47,9 @@ pub(super) async fn run(db: &Db) -> Result<Vec<String>> {
         }
         DbPool::Sqlite(pool) => {
             let DatabaseTarget::Sqlite { path, .. } = &*db.target else {
-                return Err(Error::Migration("SQLite pool without an SQLite target".into()));
+                return Err(Error::Migration(
+                    "SQLite pool without an SQLite target".into(),
+                ));
             };
             let lock_path = path.with_extension("migrate.lock");
             let conn = pool
@@ -89,11 +91,16 @@ pub async fn pending_migrations(db: &Db) -> Result<Vec<String>> {
     let embedded: Vec<String> = match &db.pool {
         DbPool::Postgres(_) => MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES_MIGRATIONS)
             .map(|ms| ms.iter().map(|m| m.name().version().to_string()).collect()),
-        DbPool::Sqlite(_) => MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
-            .map(|ms| ms.iter().map(|m| m.name().version().to_string()).collect()),
+        DbPool::Sqlite(_) => {
+            MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
+                .map(|ms| ms.iter().map(|m| m.name().version().to_string()).collect())
+        }
     }
     .map_err(|e| Error::Migration(e.to_string()))?;
-    let mut pending: Vec<String> = embedded.into_iter().filter(|v| !applied.contains(v)).collect();
+    let mut pending: Vec<String> = embedded
+        .into_iter()
+        .filter(|v| !applied.contains(v))
+        .collect();
     pending.sort();
     Ok(pending)
 }
@@ -129,14 +136,13 @@ pub async fn ensure_partitions(db: &Db) -> Result<usize> {
     };
     let mut created = 0;
     for table in PARTITIONED_TABLES {
-        let row: PartitionsCreated = diesel::sql_query(
-            "SELECT cg_ensure_monthly_partitions($1, $2, $3) AS created",
-        )
-        .bind::<diesel::sql_types::Text, _>(*table)
-        .bind::<diesel::sql_types::Integer, _>(PARTITION_MONTHS_BACK)
-        .bind::<diesel::sql_types::Integer, _>(PARTITION_MONTHS_AHEAD)
-        .get_result(conn)
-        .await?;
+        let row: PartitionsCreated =
+            diesel::sql_query("SELECT cg_ensure_monthly_partitions($1, $2, $3) AS created")
+                .bind::<diesel::sql_types::Text, _>(*table)
+                .bind::<diesel::sql_types::Integer, _>(PARTITION_MONTHS_BACK)
+                .bind::<diesel::sql_types::Integer, _>(PARTITION_MONTHS_AHEAD)
+                .get_result(conn)
+                .await?;
         created += usize::try_from(row.created).unwrap_or(0);
     }
     Ok(created)

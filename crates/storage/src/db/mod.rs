@@ -70,6 +70,7 @@ impl std::fmt::Debug for Db {
 }
 
 /// A connection checked out of the pool; [`PooledConn::conn`] lends it to query functions.
+#[expect(clippy::large_enum_variant, reason = "lives on the stack of one request; a box would allocate per checkout")]
 pub enum PooledConn {
     Postgres(bb8::PooledConnection<'static, AsyncDieselConnectionManager<AsyncPgConnection>>),
     Sqlite(bb8::PooledConnection<'static, AsyncDieselConnectionManager<SqliteConnection>>),
@@ -88,8 +89,8 @@ impl PooledConn {
     /// Borrow the connection for query functions.
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
-            Self::Postgres(c) => Conn::Postgres(&mut **c),
-            Self::Sqlite(c) => Conn::Sqlite(&mut **c),
+            Self::Postgres(c) => Conn::Postgres(c),
+            Self::Sqlite(c) => Conn::Sqlite(c),
         }
     }
 }
@@ -142,10 +143,16 @@ impl Conn<'_> {
     async fn begin(&mut self) -> diesel::QueryResult<()> {
         match self {
             Self::Postgres(c) => {
-                <AsyncPgConnection as AsyncConnection>::TransactionManager::begin_transaction(&mut **c).await
+                <AsyncPgConnection as AsyncConnection>::TransactionManager::begin_transaction(
+                    &mut **c,
+                )
+                .await
             }
             Self::Sqlite(c) => {
-                <SqliteConnection as AsyncConnection>::TransactionManager::begin_transaction(&mut **c).await
+                <SqliteConnection as AsyncConnection>::TransactionManager::begin_transaction(
+                    &mut **c,
+                )
+                .await
             }
         }
     }
@@ -153,10 +160,16 @@ impl Conn<'_> {
     async fn commit(&mut self) -> diesel::QueryResult<()> {
         match self {
             Self::Postgres(c) => {
-                <AsyncPgConnection as AsyncConnection>::TransactionManager::commit_transaction(&mut **c).await
+                <AsyncPgConnection as AsyncConnection>::TransactionManager::commit_transaction(
+                    &mut **c,
+                )
+                .await
             }
             Self::Sqlite(c) => {
-                <SqliteConnection as AsyncConnection>::TransactionManager::commit_transaction(&mut **c).await
+                <SqliteConnection as AsyncConnection>::TransactionManager::commit_transaction(
+                    &mut **c,
+                )
+                .await
             }
         }
     }
@@ -164,10 +177,16 @@ impl Conn<'_> {
     async fn rollback(&mut self) -> diesel::QueryResult<()> {
         match self {
             Self::Postgres(c) => {
-                <AsyncPgConnection as AsyncConnection>::TransactionManager::rollback_transaction(&mut **c).await
+                <AsyncPgConnection as AsyncConnection>::TransactionManager::rollback_transaction(
+                    &mut **c,
+                )
+                .await
             }
             Self::Sqlite(c) => {
-                <SqliteConnection as AsyncConnection>::TransactionManager::rollback_transaction(&mut **c).await
+                <SqliteConnection as AsyncConnection>::TransactionManager::rollback_transaction(
+                    &mut **c,
+                )
+                .await
             }
         }
     }
@@ -246,7 +265,9 @@ impl Db {
         }
         .map_err(|e| match e {
             bb8::RunError::User(e) => Error::unavailable(backend, e),
-            bb8::RunError::TimedOut => Error::unavailable(backend, "timed out waiting for a pooled connection"),
+            bb8::RunError::TimedOut => {
+                Error::unavailable(backend, "timed out waiting for a pooled connection")
+            }
         })
     }
 
@@ -255,8 +276,10 @@ impl Db {
         let started = Instant::now();
         let mut pooled = self.get().await?;
         let mut conn = pooled.conn();
-        crate::with_conn!(&mut conn, |c| diesel::sql_query("SELECT 1").execute(c).await)
-            .map_err(|e| Error::unavailable(self.backend(), e))?;
+        crate::with_conn!(&mut conn, |c| diesel::sql_query("SELECT 1")
+            .execute(c)
+            .await)
+        .map_err(|e| Error::unavailable(self.backend(), e))?;
         Ok(started.elapsed())
     }
 
@@ -267,7 +290,9 @@ impl Db {
             DbPool::Sqlite(p) => p.state(),
         };
         let max_size = match &*self.target {
-            DatabaseTarget::Postgres { pool, .. } | DatabaseTarget::Sqlite { pool, .. } => pool.max_size,
+            DatabaseTarget::Postgres { pool, .. } | DatabaseTarget::Sqlite { pool, .. } => {
+                pool.max_size
+            }
         };
         PoolStats {
             size: state.connections,

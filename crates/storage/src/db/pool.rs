@@ -94,7 +94,8 @@ async fn establish_postgres(
                 AsyncPgConnection::try_from_client_and_connection(client, connection).await
             }
             None => {
-                let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(bad)?;
+                let (client, connection) =
+                    config.connect(tokio_postgres::NoTls).await.map_err(bad)?;
                 AsyncPgConnection::try_from_client_and_connection(client, connection).await
             }
         }
@@ -117,7 +118,8 @@ fn client_tls_config(root_cert: Option<&Path>, source: &str) -> Result<rustls::C
             ))
         })?;
         for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            let cert = cert.map_err(|e| Error::Config(format!("sslrootcert {}: {e}", path.display())))?;
+            let cert =
+                cert.map_err(|e| Error::Config(format!("sslrootcert {}: {e}", path.display())))?;
             roots
                 .add(cert)
                 .map_err(|e| Error::Config(format!("sslrootcert {}: {e}", path.display())))?;

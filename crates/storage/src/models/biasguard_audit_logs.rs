@@ -5,9 +5,9 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::Conn;
-use crate::sql_types::{Id, Timestamp};
 use crate::error::Result;
 use crate::schema::biasguard_audit_logs;
+use crate::sql_types::{Id, Timestamp};
 
 /// An audit row.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]

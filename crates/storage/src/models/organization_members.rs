@@ -4,12 +4,14 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::Conn;
-use crate::sql_types::{Id, Timestamp};
 use crate::error::{Error, Result};
 use crate::schema::organization_members;
+use crate::sql_types::{Id, Timestamp};
 
 /// A role inside an organisation, strongest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Owner,
@@ -69,7 +71,11 @@ impl Member {
     }
 
     /// The membership of `user_id` in `organization_id`, if any.
-    pub async fn find(conn: &mut Conn<'_>, organization_id: Id, user_id: Id) -> Result<Option<Self>> {
+    pub async fn find(
+        conn: &mut Conn<'_>,
+        organization_id: Id,
+        user_id: Id,
+    ) -> Result<Option<Self>> {
         Ok(crate::with_conn!(conn, |c| {
             organization_members::table
                 .filter(organization_members::organization_id.eq(organization_id))

@@ -4,9 +4,9 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::Conn;
-use crate::sql_types::{Id, Timestamp};
 use crate::error::Result;
 use crate::schema::organizations;
+use crate::sql_types::{Id, Timestamp};
 
 /// An organisation row; `settings` holds per-organisation options (verdict thresholds, whether
 /// analysed text is stored, …).

@@ -4,9 +4,9 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::Conn;
-use crate::sql_types::{Id, Timestamp};
 use crate::error::Result;
 use crate::schema::subscription_tiers;
+use crate::sql_types::{Id, Timestamp};
 
 /// A tier: its limits and the guards it may use (`guards_allowed` is a JSON array of names).
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, serde::Serialize)]

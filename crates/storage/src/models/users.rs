@@ -4,9 +4,9 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use crate::db::Conn;
-use crate::sql_types::{Id, Timestamp};
 use crate::error::Result;
 use crate::schema::users;
+use crate::sql_types::{Id, Timestamp};
 
 /// A user row. `password_hash` is an argon2id PHC string, never the password.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
@@ -83,7 +83,11 @@ impl User {
     /// By id; [`Error::NotFound`](crate::Error::NotFound) when absent.
     pub async fn find(conn: &mut Conn<'_>, id: Id) -> Result<Self> {
         Ok(crate::with_conn!(conn, |c| {
-            users::table.find(id).select(Self::as_select()).first(c).await
+            users::table
+                .find(id)
+                .select(Self::as_select())
+                .first(c)
+                .await
         })?)
     }
 

@@ -8,20 +8,40 @@ async fn values_expire_and_set_nx_holds() {
     for cache in all_caches().await {
         let b = cache.backend();
         cache.set("k", b"v1", None).await.unwrap();
-        assert_eq!(cache.get("k").await.unwrap().as_deref(), Some(&b"v1"[..]), "{b}");
+        assert_eq!(
+            cache.get("k").await.unwrap().as_deref(),
+            Some(&b"v1"[..]),
+            "{b}"
+        );
         assert_eq!(cache.ttl("k").await.unwrap(), None, "{b}: no TTL was set");
 
-        cache.set("short", b"x", Some(Duration::from_millis(200))).await.unwrap();
+        cache
+            .set("short", b"x", Some(Duration::from_millis(200)))
+            .await
+            .unwrap();
         let ttl = cache.ttl("short").await.unwrap().unwrap();
-        assert!(ttl <= Duration::from_millis(200) && ttl > Duration::ZERO, "{b}: {ttl:?}");
+        assert!(
+            ttl <= Duration::from_millis(200) && ttl > Duration::ZERO,
+            "{b}: {ttl:?}"
+        );
         assert!(!cache.set_nx("short", b"y", None).await.unwrap(), "{b}");
         tokio::time::sleep(Duration::from_millis(350)).await;
-        assert_eq!(cache.get("short").await.unwrap(), None, "{b}: value outlived its TTL");
-        assert!(cache.set_nx("short", b"y", None).await.unwrap(), "{b}: expired key is free again");
+        assert_eq!(
+            cache.get("short").await.unwrap(),
+            None,
+            "{b}: value outlived its TTL"
+        );
+        assert!(
+            cache.set_nx("short", b"y", None).await.unwrap(),
+            "{b}: expired key is free again"
+        );
 
         assert!(cache.delete("k").await.unwrap(), "{b}");
         assert!(!cache.delete("k").await.unwrap(), "{b}");
-        assert!(!cache.expire("k", Duration::from_secs(1)).await.unwrap(), "{b}");
+        assert!(
+            !cache.expire("k", Duration::from_secs(1)).await.unwrap(),
+            "{b}"
+        );
     }
 }
 
@@ -34,24 +54,46 @@ async fn counters_are_atomic_and_keep_their_ttl() {
             let cache = cache.clone();
             tasks.push(tokio::spawn(async move {
                 for _ in 0..100 {
-                    cache.incr_by("hits", 1, Some(Duration::from_secs(60))).await.unwrap();
+                    cache
+                        .incr_by("hits", 1, Some(Duration::from_secs(60)))
+                        .await
+                        .unwrap();
                 }
             }));
         }
         for t in tasks {
             t.await.unwrap();
         }
-        assert_eq!(cache.get_string("hits").await.unwrap().as_deref(), Some("800"), "{b}");
+        assert_eq!(
+            cache.get_string("hits").await.unwrap().as_deref(),
+            Some("800"),
+            "{b}"
+        );
 
-        cache.incr_by("window", 5, Some(Duration::from_millis(300))).await.unwrap();
+        cache
+            .incr_by("window", 5, Some(Duration::from_millis(300)))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(150)).await;
         // A later increment must not push the window's end back.
-        assert_eq!(cache.incr_by("window", 5, Some(Duration::from_millis(300))).await.unwrap(), 10);
+        assert_eq!(
+            cache
+                .incr_by("window", 5, Some(Duration::from_millis(300)))
+                .await
+                .unwrap(),
+            10
+        );
         let ttl = cache.ttl("window").await.unwrap().unwrap();
-        assert!(ttl <= Duration::from_millis(160), "{b}: TTL was extended to {ttl:?}");
+        assert!(
+            ttl <= Duration::from_millis(160),
+            "{b}: TTL was extended to {ttl:?}"
+        );
 
         cache.set("text", b"abc", None).await.unwrap();
-        assert!(cache.incr_by("text", 1, None).await.is_err(), "{b}: non-integer counted");
+        assert!(
+            cache.incr_by("text", 1, None).await.is_err(),
+            "{b}: non-integer counted"
+        );
     }
 }
 
@@ -62,7 +104,11 @@ async fn hashes() {
         cache.hset("h", "a", b"1").await.unwrap();
         assert_eq!(cache.hincr_by("h", "a", 4).await.unwrap(), 5, "{b}");
         assert_eq!(cache.hincr_by("h", "n", -2).await.unwrap(), -2, "{b}");
-        assert_eq!(cache.hget("h", "a").await.unwrap().as_deref(), Some(&b"5"[..]), "{b}");
+        assert_eq!(
+            cache.hget("h", "a").await.unwrap().as_deref(),
+            Some(&b"5"[..]),
+            "{b}"
+        );
         assert_eq!(cache.hget("h", "zz").await.unwrap(), None, "{b}");
         let all = cache.hgetall("h").await.unwrap();
         assert_eq!(all.len(), 2, "{b}");
@@ -100,7 +146,14 @@ async fn rate_limit_admits_exactly_the_limit_under_concurrency() {
         }
         assert_eq!(admitted, 20, "{b}");
         // Another client has its own budget.
-        assert!(cache.rate_limit("client-2", &windows, 1).await.unwrap().allowed, "{b}");
+        assert!(
+            cache
+                .rate_limit("client-2", &windows, 1)
+                .await
+                .unwrap()
+                .allowed,
+            "{b}"
+        );
         // A refused request counts nowhere: the daily window saw only the 20 admitted.
         let day = [RateWindow::new(21, Duration::from_secs(86_400))];
         let d = cache.rate_limit("client-1", &day, 1).await.unwrap();
@@ -125,7 +178,9 @@ async fn pubsub_delivers_within_the_prefix() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(delivered >= 1, "{b}");
-        let got = tokio::time::timeout(Duration::from_secs(2), sub.next()).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(2), sub.next())
+            .await
+            .unwrap();
         assert_eq!(got.as_deref(), Some("v2"), "{b}");
         let leaked = tokio::time::timeout(Duration::from_millis(200), other_sub.next()).await;
         assert!(leaked.is_err(), "{b}: message crossed prefixes: {leaked:?}");
@@ -140,7 +195,11 @@ async fn prefixes_isolate_keys() {
         let z = cache.with_prefix("z:");
         a.set("same", b"from-a", None).await.unwrap();
         assert_eq!(z.get("same").await.unwrap(), None, "{b}");
-        assert_eq!(cache.get("a:same").await.unwrap().as_deref(), Some(&b"from-a"[..]), "{b}");
+        assert_eq!(
+            cache.get("a:same").await.unwrap().as_deref(),
+            Some(&b"from-a"[..]),
+            "{b}"
+        );
         assert!(cache.ping().await.unwrap() < Duration::from_secs(1), "{b}");
     }
 }

@@ -48,8 +48,17 @@ async fn migrations_create_every_column_of_the_schema() {
             poisonguard_health_metrics,
         );
         // Applying again changes nothing.
-        assert!(t.db.run_migrations().await.unwrap().is_empty(), "{}", t.backend);
-        assert_eq!(applied_migrations(&t.db).await.unwrap().len(), 1, "{}", t.backend);
+        assert!(
+            t.db.run_migrations().await.unwrap().is_empty(),
+            "{}",
+            t.backend
+        );
+        assert_eq!(
+            applied_migrations(&t.db).await.unwrap().len(),
+            1,
+            "{}",
+            t.backend
+        );
     }
 }
 
@@ -57,10 +66,14 @@ async fn migrations_create_every_column_of_the_schema() {
 async fn tiers_are_seeded() {
     for t in TestDb::all().await {
         let mut pooled = t.db.get().await.unwrap();
-        let tiers = SubscriptionTier::list_active(&mut pooled.conn()).await.unwrap();
+        let tiers = SubscriptionTier::list_active(&mut pooled.conn())
+            .await
+            .unwrap();
         let names: Vec<_> = tiers.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["free", "pro", "enterprise"], "{}", t.backend);
-        let free = SubscriptionTier::find_by_name(&mut pooled.conn(), "free").await.unwrap();
+        let free = SubscriptionTier::find_by_name(&mut pooled.conn(), "free")
+            .await
+            .unwrap();
         assert!(free.allows_guard("biasguard"), "{}", t.backend);
         assert!(!free.allows_guard("healthguard"), "{}", t.backend);
         assert_eq!(free.monthly_budget_usd_micros, 5_000_000);
@@ -80,16 +93,38 @@ async fn users_round_trip_and_conflict() {
         let mut pooled = t.db.get().await.unwrap();
         let conn = &mut pooled.conn();
         let created = user(conn, "ada@example.com").await;
-        assert_eq!(User::find(conn, created.id).await.unwrap(), created, "{}", t.backend);
+        assert_eq!(
+            User::find(conn, created.id).await.unwrap(),
+            created,
+            "{}",
+            t.backend
+        );
         let by_email = User::find_by_email(conn, "ada@example.com").await.unwrap();
         assert_eq!(by_email.as_ref(), Some(&created), "{}", t.backend);
-        assert!(User::find_by_email(conn, "nobody@example.com").await.unwrap().is_none());
+        assert!(
+            User::find_by_email(conn, "nobody@example.com")
+                .await
+                .unwrap()
+                .is_none()
+        );
 
-        let dup = NewUser::new("ada@example.com", "x", "Other").insert(conn).await;
-        assert!(matches!(dup, Err(Error::Conflict(_))), "{}: {dup:?}", t.backend);
+        let dup = NewUser::new("ada@example.com", "x", "Other")
+            .insert(conn)
+            .await;
+        assert!(
+            matches!(dup, Err(Error::Conflict(_))),
+            "{}: {dup:?}",
+            t.backend
+        );
         // Upper-case emails are refused by the schema: normalisation happens at the edge.
-        let upper = NewUser::new("Ada@Example.com", "x", "Other").insert(conn).await;
-        assert!(matches!(upper, Err(Error::Conflict(_))), "{}: {upper:?}", t.backend);
+        let upper = NewUser::new("Ada@Example.com", "x", "Other")
+            .insert(conn)
+            .await;
+        assert!(
+            matches!(upper, Err(Error::Conflict(_))),
+            "{}: {upper:?}",
+            t.backend
+        );
 
         let login = Timestamp::now();
         let updated = User::update(
@@ -107,7 +142,10 @@ async fn users_round_trip_and_conflict() {
         assert_eq!(updated.full_name, "Ada Lovelace");
         assert_eq!(updated.last_login_at, Some(login), "{}", t.backend);
         assert_eq!(updated.email, created.email);
-        assert!(matches!(User::find(conn, Id::new()).await, Err(Error::NotFound)));
+        assert!(matches!(
+            User::find(conn, Id::new()).await,
+            Err(Error::NotFound)
+        ));
     }
 }
 
@@ -120,8 +158,12 @@ async fn transactions_commit_together_or_not_at_all() {
 
         let org = conn
             .transaction(async |tx: &mut Conn<'_>| {
-                let org = NewOrganization::new("Acme", "acme", Some(owner.id)).insert(tx).await?;
-                NewMember::new(org.id, owner.id, Role::Owner, None).insert(tx).await?;
+                let org = NewOrganization::new("Acme", "acme", Some(owner.id))
+                    .insert(tx)
+                    .await?;
+                NewMember::new(org.id, owner.id, Role::Owner, None)
+                    .insert(tx)
+                    .await?;
                 Ok::<_, Error>(org)
             })
             .await
@@ -134,13 +176,23 @@ async fn transactions_commit_together_or_not_at_all() {
         let failed_slug = "acme-2";
         let result = conn
             .transaction(async |tx: &mut Conn<'_>| {
-                let org2 = NewOrganization::new("Acme 2", failed_slug, Some(owner.id)).insert(tx).await?;
-                NewMember::new(org2.id, owner.id, Role::Owner, None).insert(tx).await?;
-                NewMember::new(org2.id, owner.id, Role::Admin, None).insert(tx).await?;
+                let org2 = NewOrganization::new("Acme 2", failed_slug, Some(owner.id))
+                    .insert(tx)
+                    .await?;
+                NewMember::new(org2.id, owner.id, Role::Owner, None)
+                    .insert(tx)
+                    .await?;
+                NewMember::new(org2.id, owner.id, Role::Admin, None)
+                    .insert(tx)
+                    .await?;
                 Ok::<_, Error>(org2)
             })
             .await;
-        assert!(matches!(result, Err(Error::Conflict(_))), "{}: {result:?}", t.backend);
+        assert!(
+            matches!(result, Err(Error::Conflict(_))),
+            "{}: {result:?}",
+            t.backend
+        );
         let left: i64 = cg_storage::with_conn!(conn, |c| {
             schema::organizations::table
                 .filter(schema::organizations::slug.eq(failed_slug))
@@ -149,11 +201,21 @@ async fn transactions_commit_together_or_not_at_all() {
                 .await
         })
         .unwrap();
-        assert_eq!(left, 0, "{}: rolled-back organisation still there", t.backend);
+        assert_eq!(
+            left, 0,
+            "{}: rolled-back organisation still there",
+            t.backend
+        );
 
         // Foreign keys hold on both backends.
-        let orphan = NewMember::new(Id::new(), owner.id, Role::Member, None).insert(conn).await;
-        assert!(matches!(orphan, Err(Error::Conflict(_))), "{}: {orphan:?}", t.backend);
+        let orphan = NewMember::new(Id::new(), owner.id, Role::Member, None)
+            .insert(conn)
+            .await;
+        assert!(
+            matches!(orphan, Err(Error::Conflict(_))),
+            "{}: {orphan:?}",
+            t.backend
+        );
         let fetched = Organization::find(conn, org.id).await.unwrap();
         assert_eq!(fetched.settings, serde_json::json!({}));
     }
@@ -186,18 +248,29 @@ async fn append_only_rows_are_idempotent_and_json_survives() {
         let mut pooled = t.db.get().await.unwrap();
         let conn = &mut pooled.conn();
         let owner = user(conn, "audit@example.com").await;
-        let org = NewOrganization::new("Audit", "audit", Some(owner.id)).insert(conn).await.unwrap();
+        let org = NewOrganization::new("Audit", "audit", Some(owner.id))
+            .insert(conn)
+            .await
+            .unwrap();
 
         let first = audit_row(Some(org.id), Timestamp::now());
         assert!(first.insert_or_ignore(conn).await.unwrap(), "{}", t.backend);
         // Replaying the same record (an outbox retry) stores nothing new.
-        assert!(!first.insert_or_ignore(conn).await.unwrap(), "{}", t.backend);
+        assert!(
+            !first.insert_or_ignore(conn).await.unwrap(),
+            "{}",
+            t.backend
+        );
         let second = audit_row(Some(org.id), Timestamp::now());
         second.insert_or_ignore(conn).await.unwrap();
 
         let rows = AuditLog::list_for_org(conn, org.id, 10).await.unwrap();
         assert_eq!(rows.len(), 2, "{}", t.backend);
-        assert_eq!(rows[0], second, "{}: newest first, every field intact", t.backend);
+        assert_eq!(
+            rows[0], second,
+            "{}: newest first, every field intact",
+            t.backend
+        );
         assert_eq!(rows[1], first, "{}", t.backend);
     }
 }
@@ -210,7 +283,9 @@ struct Partition {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_partitions_by_month_and_keeps_far_dates() {
-    let Some(t) = TestDb::postgres().await else { return };
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
     let mut pooled = t.db.get().await.unwrap();
     let conn = &mut pooled.conn();
     let now = Timestamp::now();
@@ -224,14 +299,18 @@ async fn postgres_partitions_by_month_and_keeps_far_dates() {
     let late = audit_row(None, far);
     late.insert_or_ignore(conn).await.unwrap();
 
-    let Conn::Postgres(pg) = conn else { panic!("not postgres") };
+    let Conn::Postgres(pg) = conn else {
+        panic!("not postgres")
+    };
     let where_is = async |pg: &mut diesel_async::AsyncPgConnection, id: Id| -> String {
-        diesel::sql_query("SELECT tableoid::regclass::text AS partition FROM biasguard_audit_logs WHERE id = $1")
-            .bind::<cg_storage::sql_types::DbUuid, _>(id)
-            .get_result::<Partition>(pg)
-            .await
-            .unwrap()
-            .partition
+        diesel::sql_query(
+            "SELECT tableoid::regclass::text AS partition FROM biasguard_audit_logs WHERE id = $1",
+        )
+        .bind::<cg_storage::sql_types::DbUuid, _>(id)
+        .get_result::<Partition>(pg)
+        .await
+        .unwrap()
+        .partition
     };
     assert_eq!(
         where_is(pg, row.id).await,
@@ -250,7 +329,11 @@ async fn pool_reports_its_figures() {
         let stats = t.db.pool_stats();
         assert!(stats.size >= 1, "{}: {stats:?}", t.backend);
         assert_eq!(stats.max_size, 4);
-        assert!(stats.size - stats.idle >= 1, "{}: checked-out connection not counted", t.backend);
+        assert!(
+            stats.size - stats.idle >= 1,
+            "{}: checked-out connection not counted",
+            t.backend
+        );
         drop(held);
         assert!(t.db.ping().await.unwrap() < std::time::Duration::from_secs(2));
     }

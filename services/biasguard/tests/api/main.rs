@@ -1,0 +1,3 @@
+//! biasguard API tests: one binary, one module per concern.
+
+mod health;

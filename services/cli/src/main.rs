@@ -1,0 +1,59 @@
+//! `codeguardians`: the operator's command line.
+//!
+//! - `up`: run all six services on this machine with embedded storage (SQLite file, in-process
+//!   cache, local folder under `./data`), building them first when run from the source tree.
+//! - `migrate`: apply the database migrations to `DATABASE_URL` (and `HEALTHGUARD_DATABASE_URL`
+//!   when it names another database); `--check` only reports what is pending.
+//!
+//! Storage variables are those of `cg_storage::config`.
+
+#![expect(clippy::print_stdout, reason = "a command-line tool reports on stdout")]
+
+mod migrate;
+mod up;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "codeguardians",
+    version,
+    about = "CodeGuardians Gateway operator commands"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway and the five guards locally on embedded storage.
+    Up(up::UpArgs),
+    /// Apply database migrations (DATABASE_URL, HEALTHGUARD_DATABASE_URL).
+    Migrate(migrate::MigrateArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(args) => up::run(args).await,
+        Command::Migrate(args) => migrate::run(args).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("codeguardians: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

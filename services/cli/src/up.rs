@@ -1,0 +1,331 @@
+//! `codeguardians up`: the whole system on one machine with nothing else installed.
+//!
+//! Builds the six service binaries when run from the source tree, migrates the embedded SQLite
+//! database once, starts each service as its own process on embedded storage, forwards their logs
+//! with a service prefix, waits until every one reports ready, and stops them all on Ctrl-C,
+//! SIGTERM, or as soon as one of them dies.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cg_guard_api::GuardKind;
+use cg_storage::config::Needs;
+use cg_storage::{Db, StorageConfig};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Every service, in port order: the gateway at the base port, the guards after it.
+const SERVICES: [&str; 6] = [
+    "gateway",
+    "tokenguard",
+    "trustguard",
+    "contextguard",
+    "biasguard",
+    "healthguard",
+];
+const STOP_GRACE: Duration = Duration::from_secs(15);
+const READY_POLL: Duration = Duration::from_millis(200);
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Folder for the SQLite database and uploaded files.
+    #[arg(long, env = "CG_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Address every service listens on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port of the gateway; the five guards take the next five ports.
+    #[arg(long, default_value_t = 8000)]
+    base_port: u16,
+    /// Do not build; use the binaries already in --bin-dir (or beside this one).
+    #[arg(long)]
+    no_build: bool,
+    /// Folder holding the service binaries (default: the folder of this binary).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Seconds to wait for every service to report ready.
+    #[arg(long, default_value_t = 180)]
+    ready_timeout: u64,
+}
+
+struct Running {
+    name: &'static str,
+    url: String,
+    child: Child,
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
+    let this = std::env::current_exe().context("locating this binary")?;
+    let bin_dir = match &args.bin_dir {
+        Some(dir) => dir.clone(),
+        None => this
+            .parent()
+            .context("this binary has no folder")?
+            .to_path_buf(),
+    };
+    if !args.no_build {
+        build(&bin_dir).await?;
+    }
+    for name in SERVICES {
+        let path = bin_dir.join(name);
+        if !path.is_file() {
+            bail!(
+                "{} is missing: build the services first (`cargo build --release --workspace`) or run \
+                 `codeguardians up` from the source tree without --no-build",
+                path.display()
+            );
+        }
+    }
+    let last_port = u32::from(args.base_port) + u32::try_from(SERVICES.len()).unwrap_or(6) - 1;
+    if args.base_port == 0 || last_port > u32::from(u16::MAX) {
+        bail!("--base-port must leave room for six ports below 65536");
+    }
+
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&args.data_dir)
+        .with_context(|| format!("resolving {}", args.data_dir.display()))?;
+    migrate(&data_dir).await?;
+
+    let token = internal_token();
+    let mut running = Vec::new();
+    for (i, name) in SERVICES.iter().enumerate() {
+        let port = args.base_port + u16::try_from(i).unwrap_or(0);
+        match spawn(
+            &bin_dir,
+            name,
+            &args.host,
+            port,
+            &data_dir,
+            &token,
+            args.base_port,
+        ) {
+            Ok(r) => running.push(r),
+            Err(e) => {
+                stop(&mut running).await;
+                return Err(e);
+            }
+        }
+    }
+
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let ready = tokio::select! {
+        r = wait_ready(&mut running, Duration::from_secs(args.ready_timeout)) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted while starting")),
+        _ = sigterm.recv() => Err(anyhow::anyhow!("terminated while starting")),
+    };
+    if let Err(e) = ready {
+        stop(&mut running).await;
+        return Err(e);
+    }
+    println!();
+    println!(
+        "CodeGuardians is up on embedded storage in {}:",
+        data_dir.display()
+    );
+    for r in &running {
+        println!("  {:<13} {}", r.name, r.url);
+    }
+    println!("all services ready; Ctrl-C stops them");
+    println!();
+
+    let outcome = tokio::select! {
+        _ = tokio::signal::ctrl_c() => None,
+        _ = sigterm.recv() => None,
+        died = first_exit(&mut running) => Some(died),
+    };
+    stop(&mut running).await;
+    match outcome {
+        None => {
+            println!("all services stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some((name, status)) => bail!("{name} exited ({status}); stopped the others"),
+    }
+}
+
+/// When run from the source tree, build the service binaries with the profile of this binary.
+async fn build(bin_dir: &Path) -> anyhow::Result<()> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    if !workspace.join("Cargo.toml").is_file() {
+        // An installed binary: the services sit beside it.
+        return Ok(());
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let profile = bin_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| *n != "debug")
+        .unwrap_or("dev");
+    println!(
+        "building the services (cargo build --profile {profile}); the first build takes a few minutes"
+    );
+    // The whole workspace, so features unify as in every other build and nothing is rebuilt.
+    let status = Command::new(cargo)
+        .current_dir(&workspace)
+        .args(["build", "--workspace", "--bins", "--profile", profile])
+        .status()
+        .await
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build failed ({status})");
+    }
+    Ok(())
+}
+
+/// Migrate the embedded database once, before any service opens it.
+async fn migrate(data_dir: &Path) -> anyhow::Result<()> {
+    let config = StorageConfig::from_pairs([
+        ("CG_STORAGE_MODE", "embedded".to_owned()),
+        ("CG_DATA_DIR", data_dir.display().to_string()),
+    ])?;
+    let target = config
+        .resolve(Needs {
+            database: true,
+            cache: false,
+            blobs: false,
+        })?
+        .database
+        .context("no embedded database")?;
+    let db = Db::connect(&target).await?;
+    db.run_migrations()
+        .await
+        .context("migrating the embedded database")?;
+    Ok(())
+}
+
+/// A fresh shared secret for this run's gateway→guard calls.
+fn internal_token() -> String {
+    let bytes: [u8; 24] = rand::random();
+    hex::encode(bytes)
+}
+
+fn spawn(
+    bin_dir: &Path,
+    name: &'static str,
+    host: &str,
+    port: u16,
+    data_dir: &Path,
+    token: &str,
+    base_port: u16,
+) -> anyhow::Result<Running> {
+    let mut cmd = Command::new(bin_dir.join(name));
+    cmd.env("CG_STORAGE_MODE", "embedded")
+        .env("CG_DATA_DIR", data_dir)
+        .env("CG_HOST", host)
+        .env("CG_PORT", port.to_string())
+        .env("CG_INTERNAL_TOKEN", token)
+        .env(
+            "CG_LOG_FORMAT",
+            std::env::var("CG_LOG_FORMAT").unwrap_or_else(|_| "text".to_owned()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (i, guard) in GuardKind::ALL.into_iter().enumerate() {
+        let guard_port = base_port + 1 + u16::try_from(i).unwrap_or(0);
+        cmd.env(guard.url_variable(), format!("http://{host}:{guard_port}"));
+    }
+    let mut child = cmd.spawn().with_context(|| format!("starting {name}"))?;
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(forward(name, out));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(forward(name, err));
+    }
+    Ok(Running {
+        name,
+        url: format!("http://{host}:{port}"),
+        child,
+    })
+}
+
+async fn forward(name: &'static str, stream: impl AsyncRead + Unpin) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        println!("{name:>12} | {line}");
+    }
+}
+
+async fn wait_ready(running: &mut [Running], timeout: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .context("HTTP client")?;
+    let deadline = Instant::now() + timeout;
+    let mut pending: Vec<usize> = (0..running.len()).collect();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for i in pending {
+            let r = &mut running[i];
+            if let Some(status) = r.child.try_wait().context("checking a child")? {
+                bail!(
+                    "{} exited while starting ({status}); see its log above",
+                    r.name
+                );
+            }
+            let ready = client
+                .get(format!("{}/health/ready", r.url))
+                .send()
+                .await
+                .is_ok_and(|resp| resp.status().is_success());
+            if !ready {
+                still.push(i);
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let names: Vec<_> = pending.iter().map(|&i| running[i].name).collect();
+            bail!(
+                "not ready after {} s: {}",
+                timeout.as_secs(),
+                names.join(", ")
+            );
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
+    Ok(())
+}
+
+async fn first_exit(running: &mut [Running]) -> (&'static str, String) {
+    loop {
+        for r in running.iter_mut() {
+            if let Ok(Some(status)) = r.child.try_wait() {
+                return (r.name, status.to_string());
+            }
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
+}
+
+/// SIGTERM to every child (graceful: they finish in-flight requests), then SIGKILL to any still
+/// running after the grace period.
+async fn stop(running: &mut [Running]) {
+    for r in running.iter() {
+        if let Some(pid) = r.child.id().and_then(|id| i32::try_from(id).ok()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+    }
+    for r in running.iter_mut() {
+        if tokio::time::timeout(STOP_GRACE, r.child.wait())
+            .await
+            .is_err()
+        {
+            eprintln!(
+                "{} did not stop within {} s; killing it",
+                r.name,
+                STOP_GRACE.as_secs()
+            );
+            let _ = r.child.kill().await;
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! contextguard API tests: one binary, one module per concern.
+
+mod health;

@@ -1,0 +1,3 @@
+//! healthguard API tests: one binary, one module per concern.
+
+mod health;

@@ -1,0 +1,3 @@
+//! tokenguard API tests: one binary, one module per concern.
+
+mod health;

@@ -1,0 +1,3 @@
+//! trustguard API tests: one binary, one module per concern.
+
+mod health;
