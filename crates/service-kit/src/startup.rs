@@ -15,10 +15,10 @@ pub async fn open_storage(
     needs: Needs,
 ) -> anyhow::Result<Storage> {
     let resolved = config.resolve(needs)?;
-    if let Some(db) = &resolved.database {
-        tracing::info!(service, db.backend = ?db.mode(), db.target = %db.display(), "database");
-    }
     let storage = Storage::connect(&resolved).await?;
+    if let Some(db) = &storage.db {
+        tracing::info!(service, db.backend = db.backend(), db.target = %db.display(), "database");
+    }
     if let Some(cache) = &storage.cache {
         tracing::info!(
             service,

@@ -265,6 +265,22 @@ async fn ensure_template(admin_url: &str) -> String {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         assert!(renamed, "could not publish template {name}");
+        // Templates of older migration sets are dead weight on a long-lived server.
+        let stale: Vec<Name> = diesel::sql_query(
+            "SELECT datname AS name FROM pg_database WHERE datname LIKE 'cg\\_template\\_%' AND datname <> $1",
+        )
+        .bind::<diesel::sql_types::Text, _>(&name)
+        .load(&mut admin)
+        .await
+        .unwrap_or_default();
+        for old in stale {
+            let _ = admin
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    old.name
+                ))
+                .await;
+        }
     }
     admin
         .batch_execute(&format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})"))
@@ -272,6 +288,12 @@ async fn ensure_template(admin_url: &str) -> String {
         .expect("template unlock");
     let _ = DONE.set(name.clone());
     name
+}
+
+#[derive(diesel::QueryableByName)]
+struct Name {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -482,5 +504,183 @@ impl TestStorage {
         let mut all = vec![Self::embedded()];
         all.extend(Self::centralized().await);
         all
+    }
+}
+
+/// A three-node Redis Cluster owned by one test: `redis-server` processes on free ports in a
+/// temporary folder, stopped when the value is dropped.
+#[derive(Debug)]
+pub struct RedisCluster {
+    pub nodes: Vec<String>,
+    children: Vec<std::process::Child>,
+    _dir: TempDir,
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn redis_installed() -> bool {
+    let installed = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        installed || !backends_required(),
+        "redis-server is not installed but CG_TEST_REQUIRE_BACKENDS=1"
+    );
+    installed
+}
+
+/// Start one `redis-server` on a free port, keeping nothing on disk beyond `dir`.
+fn spawn_redis(dir: &std::path::Path, cluster: bool) -> (std::process::Child, String) {
+    let port = free_port();
+    std::fs::create_dir_all(dir).expect("node dir");
+    let mut cmd = std::process::Command::new("redis-server");
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(std::process::Stdio::null());
+    if cluster {
+        cmd.args([
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ]);
+    }
+    (
+        cmd.spawn().expect("start redis-server"),
+        format!("127.0.0.1:{port}"),
+    )
+}
+
+async fn wait_for_redis(node: &str, command: &str, expect: &str) {
+    let (host, port) = node.split_once(':').expect("host:port");
+    for _ in 0..100 {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-h", host, "-p", port])
+            .args(command.split(' '))
+            .output();
+        if out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(expect)) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{node} never answered {command} with {expect}");
+}
+
+/// One `redis-server` owned by a test, which the test may stop to see what happens.
+#[derive(Debug)]
+pub struct RedisServer {
+    /// `redis://127.0.0.1:port/0`
+    pub url: String,
+    child: Option<std::process::Child>,
+    _dir: TempDir,
+}
+
+impl RedisServer {
+    /// Start it, or `None` when `redis-server` is not installed (a failure when backends are
+    /// required).
+    pub async fn start() -> Option<Self> {
+        if !redis_installed() {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (child, node) = spawn_redis(dir.path(), false);
+        wait_for_redis(&node, "PING", "PONG").await;
+        Some(Self {
+            url: format!("redis://{node}/0"),
+            child: Some(child),
+            _dir: dir,
+        })
+    }
+
+    /// Kill the server (as a crash would).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl RedisCluster {
+    /// Start the cluster, or `None` when `redis-server` is not installed (a failure when backends
+    /// are required).
+    pub async fn start() -> Option<Self> {
+        if !redis_installed() {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut children = Vec::new();
+        let mut nodes = Vec::new();
+        for i in 0..3 {
+            let (child, node) = spawn_redis(&dir.path().join(format!("node{i}")), true);
+            children.push(child);
+            nodes.push(node);
+        }
+        let cluster = Self {
+            nodes,
+            children,
+            _dir: dir,
+        };
+        for node in &cluster.nodes {
+            wait_for_redis(node, "PING", "PONG").await;
+        }
+        let created = std::process::Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&cluster.nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            created.status.success(),
+            "{}",
+            String::from_utf8_lossy(&created.stdout)
+        );
+        for node in &cluster.nodes {
+            wait_for_redis(node, "CLUSTER INFO", "cluster_state:ok").await;
+        }
+        Some(cluster)
+    }
+
+    /// A cache on this cluster under a unique prefix.
+    pub async fn cache(&self) -> Cache {
+        let target = CacheTarget::Redis(RedisTarget {
+            urls: self
+                .nodes
+                .iter()
+                .map(|n| SecretString::from(format!("redis://{n}")))
+                .collect(),
+            cluster: true,
+            connect_timeout: std::time::Duration::from_secs(2),
+            response_timeout: std::time::Duration::from_secs(2),
+            key_prefix: format!("{}:", unique("cgtest:")),
+            display: "test cluster".into(),
+            source: "test",
+        });
+        Cache::connect(&target)
+            .await
+            .expect("connect the test cluster")
     }
 }

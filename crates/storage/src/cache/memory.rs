@@ -88,7 +88,10 @@ impl std::fmt::Debug for MemoryCache {
 impl MemoryCache {
     /// A store holding at most about `max_bytes` of keys and values.
     pub fn new(max_bytes: u64, prefix: &str) -> Self {
+        // LRU rather than moka's default TinyLFU: a new entry (a fresh rate-limit bucket) is always
+        // admitted, and what goes under pressure is what was used longest ago.
         let store = Moka::builder()
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
             .max_capacity(max_bytes)
             .weigher(|k: &String, v: &Arc<Entry>| v.weight(k))
             .expire_after(EntryExpiry)
@@ -389,4 +392,33 @@ impl MemoryCache {
 
 fn wrong_type() -> Error {
     Error::Corrupt("operation against a key holding the wrong kind of value".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_stays_within_its_budget() {
+        let cache = MemoryCache::new(64 * 1024, "t:");
+        for i in 0..1000 {
+            cache.set(&format!("k{i}"), &[7u8; 1024], None);
+        }
+        cache.shared.store.run_pending_tasks();
+        let used = cache.shared.store.weighted_size();
+        assert!(used <= 64 * 1024, "holds {used} bytes");
+        assert!(cache.entry_count() < 100, "{} entries", cache.entry_count());
+        // The newest writes are still readable; eviction took older ones.
+        assert!(cache.get("k999").unwrap().is_some());
+    }
+
+    #[test]
+    fn counters_and_hashes_refuse_the_wrong_kind() {
+        let cache = MemoryCache::new(1024 * 1024, "t:");
+        cache.hset("h", "f", b"1").unwrap();
+        assert!(cache.get("h").is_err());
+        assert!(cache.incr_by("h", 1, None).is_err());
+        cache.set("s", b"x", None);
+        assert!(cache.hset("s", "f", b"1").is_err());
+    }
 }

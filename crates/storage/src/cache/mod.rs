@@ -20,7 +20,10 @@ use crate::error::Result;
 
 /// A cache on either backend (cheap to clone).
 #[derive(Debug, Clone)]
-#[expect(clippy::large_enum_variant, reason = "one long-lived value per service; a box buys nothing")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one long-lived value per service; a box buys nothing"
+)]
 pub enum Cache {
     Redis(RedisCache),
     Memory(MemoryCache),
@@ -243,7 +246,8 @@ impl Cache {
         dispatch!(self, "rate_limit", |c| redis: c.rate_limit(key, windows, cost, now_ms).await, memory: c.rate_limit(key, windows, cost, now_ms))
     }
 
-    /// Publish `message` on `channel`; returns how many subscribers received it.
+    /// Publish `message` on `channel`; returns how many subscribers received it (on Redis Cluster,
+    /// those of the node that took the message: every node relays it to its own).
     pub async fn publish(&self, channel: &str, message: &str) -> Result<usize> {
         dispatch!(self, "publish", |c| redis: c.publish(channel, message).await, memory: Ok(c.publish(channel, message)))
     }

@@ -70,7 +70,10 @@ impl std::fmt::Debug for Db {
 }
 
 /// A connection checked out of the pool; [`PooledConn::conn`] lends it to query functions.
-#[expect(clippy::large_enum_variant, reason = "lives on the stack of one request; a box would allocate per checkout")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "lives on the stack of one request; a box would allocate per checkout"
+)]
 pub enum PooledConn {
     Postgres(bb8::PooledConnection<'static, AsyncDieselConnectionManager<AsyncPgConnection>>),
     Sqlite(bb8::PooledConnection<'static, AsyncDieselConnectionManager<SqliteConnection>>),

@@ -2,7 +2,10 @@
 //! PostgreSQL, the in-process cache and Redis, a local folder and S3 (see `cg_storage::testing`
 //! for how the real servers are configured).
 
-#![expect(clippy::unwrap_used, reason = "tests fail loudly; helpers outside #[test] count too")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "tests fail loudly; helpers outside #[test] count too"
+)]
 
 mod blobs;
 mod cache;

@@ -1,0 +1,38 @@
+use cg_service_kit::testing::{TestApp, server_config};
+use cg_storage::StorageConfig;
+use cg_storage::testing::RedisServer;
+use cg_tokenguard::config::Config;
+use cg_tokenguard::startup::Application;
+
+/// Redis crashes under a running replica: readiness turns 503 and says which dependency failed,
+/// while liveness stays 200 (the process is fine; restarting it would not help).
+#[tokio::test(flavor = "multi_thread")]
+async fn readiness_follows_redis() {
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
+    let storage = StorageConfig::from_pairs([
+        ("REDIS_URL", redis.url.as_str()),
+        ("REDIS_CONNECT_TIMEOUT_MS", "300"),
+        ("REDIS_RESPONSE_TIMEOUT_MS", "300"),
+    ])
+    .unwrap();
+    let app = Application::build(Config {
+        server: server_config(),
+        storage,
+    })
+    .await
+    .unwrap();
+    let app = TestApp::spawn(app.port(), app.run_until_stopped());
+    assert_eq!(app.get_json("/health/ready").await.0, 200);
+
+    redis.stop();
+    let (status, body) = app.get_json("/health/ready").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["dependencies"]["redis"]["status"], "error", "{body}");
+    assert!(
+        body["dependencies"]["redis"]["error"].as_str().is_some(),
+        "{body}"
+    );
+    assert_eq!(app.get_json("/health/live").await.0, 200);
+}
