@@ -3,6 +3,7 @@
 //! metrics routes, the JSON error envelope of the public contract, request ids, the internal-token
 //! check guards use, body limits and graceful shutdown.
 
+pub mod app;
 pub mod config;
 pub mod error;
 pub mod health;
@@ -15,6 +16,7 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use app::{Application, ServiceSpec};
 pub use config::ServerConfig;
 pub use error::{ApiError, ErrorBody};
 pub use health::{HealthReport, Readiness, StorageReadiness};

@@ -2,7 +2,7 @@ use cg_service_kit::testing::{TestApp, server_config};
 use cg_storage::StorageConfig;
 use cg_storage::testing::RedisServer;
 use cg_tokenguard::config::Config;
-use cg_tokenguard::startup::Application;
+use cg_tokenguard::startup;
 
 /// Redis crashes under a running replica: readiness turns 503 and says which dependency failed,
 /// while liveness stays 200 (the process is fine; restarting it would not help).
@@ -17,7 +17,7 @@ async fn readiness_follows_redis() {
         ("REDIS_RESPONSE_TIMEOUT_MS", "300"),
     ])
     .unwrap();
-    let app = Application::build(Config {
+    let app = startup::build(Config {
         server: server_config(),
         storage,
     })

@@ -1,7 +1,7 @@
 use cg_service_kit::testing::{TestApp, server_config};
 use cg_storage::testing::TestStorage;
 use cg_trustguard::config::Config;
-use cg_trustguard::startup::Application;
+use cg_trustguard::startup;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serves_health_and_metrics_on_every_storage_mode() {
@@ -10,7 +10,7 @@ async fn serves_health_and_metrics_on_every_storage_mode() {
             server: server_config(),
             storage: storage.config.clone(),
         };
-        let app = Application::build(config).await.expect("build");
+        let app = startup::build(config).await.expect("build");
         let app = TestApp::spawn(app.port(), app.run_until_stopped());
         let expected: &[(&str, &str)] = if storage.label == "embedded" {
             &[("postgres", "sqlite"), ("redis", "memory")]
