@@ -188,22 +188,28 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Storage failures a handler did not handle itself: missing → 404, conflict → 409, backend down
-/// → 503, anything else → 500.
+impl ApiError {
+    /// Storage failures a handler did not handle itself: missing → 404, conflict → 409, bad
+    /// argument → 400, backend down → 503, anything else → 500. The cause is logged for 5xx.
+    pub fn from_storage(err: &cg_storage::Error) -> Self {
+        use cg_storage::Error as S;
+        let mut e = match err {
+            S::NotFound => return Self::not_found("not found"),
+            S::Conflict(_) => return Self::conflict("conflicts with an existing resource"),
+            S::Invalid(msg) => return Self::bad_request(msg.clone()),
+            S::Unavailable { backend, .. } => {
+                Self::unavailable(format!("{backend} is unavailable; retry later"))
+            }
+            _ => Self::internal(anyhow::anyhow!("storage")),
+        };
+        e.cause = Some(anyhow::anyhow!("{err}"));
+        e
+    }
+}
+
 impl From<cg_storage::Error> for ApiError {
     fn from(err: cg_storage::Error) -> Self {
-        use cg_storage::Error as S;
-        if let S::Unavailable { backend, .. } = &err {
-            let mut e = Self::unavailable(format!("{backend} is unavailable; retry later"));
-            e.cause = Some(err.into());
-            return e;
-        }
-        match err {
-            S::NotFound => Self::not_found("not found"),
-            S::Conflict(_) => Self::conflict("conflicts with an existing resource"),
-            S::Invalid(msg) => Self::bad_request(msg),
-            other => Self::internal(other),
-        }
+        Self::from_storage(&err)
     }
 }
 

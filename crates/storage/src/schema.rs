@@ -61,6 +61,24 @@ diesel::table! {
     use diesel::sql_types::*;
     use crate::sql_types::{DbTimestamp, DbUuid};
 
+    organization_invitations (id) {
+        id -> DbUuid,
+        organization_id -> DbUuid,
+        email -> Text,
+        role -> Text,
+        token_hash -> Text,
+        invited_by -> Nullable<DbUuid>,
+        expires_at -> DbTimestamp,
+        accepted_at -> Nullable<DbTimestamp>,
+        revoked_at -> Nullable<DbTimestamp>,
+        created_at -> DbTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{DbTimestamp, DbUuid};
+
     subscription_tiers (id) {
         id -> DbUuid,
         name -> Text,
@@ -292,6 +310,7 @@ diesel::table! {
 
 diesel::joinable!(organization_members -> organizations (organization_id));
 diesel::joinable!(organization_members -> users (user_id));
+diesel::joinable!(organization_invitations -> organizations (organization_id));
 diesel::joinable!(subscriptions -> organizations (organization_id));
 diesel::joinable!(subscriptions -> subscription_tiers (tier_id));
 diesel::joinable!(api_keys -> organizations (organization_id));
@@ -305,6 +324,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     organizations,
     organization_members,
+    organization_invitations,
     subscription_tiers,
     subscriptions,
     api_keys,

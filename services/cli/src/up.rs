@@ -92,7 +92,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("resolving {}", args.data_dir.display()))?;
     migrate(&data_dir).await?;
 
-    let token = internal_token();
+    let secrets = Secrets {
+        internal_token: internal_token(),
+        jwt_secret: jwt_secret(&data_dir)?,
+    };
     let mut running = Vec::new();
     for (i, name) in SERVICES.iter().enumerate() {
         let port = args.base_port + u16::try_from(i).unwrap_or(0);
@@ -102,7 +105,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             &args.host,
             port,
             &data_dir,
-            &token,
+            &secrets,
             args.base_port,
         ) {
             Ok(r) => running.push(r),
@@ -199,10 +202,48 @@ async fn migrate(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Secrets handed to the services of one run.
+struct Secrets {
+    internal_token: String,
+    jwt_secret: String,
+}
+
 /// A fresh shared secret for this run's gateway→guard calls.
 fn internal_token() -> String {
     let bytes: [u8; 24] = rand::random();
     hex::encode(bytes)
+}
+
+/// The access-token key: `JWT_SECRET` when set, else one kept in the data folder (created on the
+/// first run, readable only by its owner) so logins survive a restart of `up`.
+fn jwt_secret(data_dir: &Path) -> anyhow::Result<String> {
+    if let Ok(secret) = std::env::var("JWT_SECRET")
+        && !secret.is_empty()
+    {
+        return Ok(secret);
+    }
+    let path = data_dir.join(".jwt-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim().to_owned();
+        if existing.len() >= 32 {
+            return Ok(existing);
+        }
+    }
+    let bytes: [u8; 32] = rand::random();
+    let secret = hex::encode(bytes);
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        file.write_all(secret.as_bytes())?;
+    }
+    Ok(secret)
 }
 
 fn spawn(
@@ -211,7 +252,7 @@ fn spawn(
     host: &str,
     port: u16,
     data_dir: &Path,
-    token: &str,
+    secrets: &Secrets,
     base_port: u16,
 ) -> anyhow::Result<Running> {
     let mut cmd = Command::new(bin_dir.join(name));
@@ -219,7 +260,8 @@ fn spawn(
         .env("CG_DATA_DIR", data_dir)
         .env("CG_HOST", host)
         .env("CG_PORT", port.to_string())
-        .env("CG_INTERNAL_TOKEN", token)
+        .env("CG_INTERNAL_TOKEN", &secrets.internal_token)
+        .env("JWT_SECRET", &secrets.jwt_secret)
         .env(
             "CG_LOG_FORMAT",
             std::env::var("CG_LOG_FORMAT").unwrap_or_else(|_| "text".to_owned()),

@@ -1,23 +1,160 @@
-//! Configuration of gateway, read once in `main`: the server settings every service shares
-//! ([`ServerConfig`], `CG_*` variables) and the storage settings ([`StorageConfig`]); each
-//! module documents its variables.
+//! Configuration of the gateway, read once in `main`: the server settings every service shares
+//! ([`ServerConfig`], `CG_*`), the storage settings ([`StorageConfig`]) and its own:
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `JWT_SECRET` | — (required, ≥ 32 chars) | HMAC key of access tokens; the same on every replica |
+//! | `ACCESS_TOKEN_TTL` | 900 | access-token lifetime, seconds (refresh sessions: `SESSION_TTL`) |
+//! | `LOGIN_ATTEMPTS_PER_ACCOUNT` | 10 | login attempts per account per 15 minutes |
+//! | `LOGIN_ATTEMPTS_PER_IP` | 50 | login attempts per client address per 15 minutes |
+//! | `INVITATION_TTL_HOURS` | 72 | how long an invitation can be accepted |
+//! | `CG_TRUST_PROXY_HEADERS` | false | take the client address from `X-Forwarded-For` (only behind a proxy that sets it) |
+//! | `TOKENGUARD_URL` … `HEALTHGUARD_URL` | `http://127.0.0.1:8001` … `:8005` | where each guard listens |
 
+use std::time::Duration;
+
+use cg_guard_api::GuardKind;
 use cg_service_kit::ServerConfig;
+use cg_service_kit::config::{ConfigError, from_env};
 use cg_storage::StorageConfig;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 
-/// Everything gateway reads from the environment.
+const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 900;
+const DEFAULT_LOGIN_ATTEMPTS_PER_ACCOUNT: u64 = 10;
+const DEFAULT_LOGIN_ATTEMPTS_PER_IP: u64 = 50;
+const DEFAULT_INVITATION_TTL_HOURS: u64 = 72;
+const MIN_JWT_SECRET_LEN: usize = 32;
+
+/// Everything the gateway reads from the environment.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
+    pub gateway: GatewaySettings,
+}
+
+/// The gateway's own variables, as read.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GatewaySettings {
+    #[serde(default)]
+    pub jwt_secret: Option<SecretString>,
+    #[serde(default)]
+    pub access_token_ttl: Option<u64>,
+    #[serde(default)]
+    pub login_attempts_per_account: Option<u64>,
+    #[serde(default)]
+    pub login_attempts_per_ip: Option<u64>,
+    #[serde(default)]
+    pub invitation_ttl_hours: Option<u64>,
+    #[serde(default)]
+    pub cg_trust_proxy_headers: Option<bool>,
+    #[serde(default)]
+    pub tokenguard_url: Option<String>,
+    #[serde(default)]
+    pub trustguard_url: Option<String>,
+    #[serde(default)]
+    pub contextguard_url: Option<String>,
+    #[serde(default)]
+    pub biasguard_url: Option<String>,
+    #[serde(default)]
+    pub healthguard_url: Option<String>,
 }
 
 impl Config {
     /// Read and validate; the error names the variable at fault.
     pub fn from_env() -> anyhow::Result<Self> {
-        Ok(Self {
+        let config = Self {
             server: ServerConfig::from_env()?,
             storage: StorageConfig::from_env()?,
-        })
+            gateway: from_env()?,
+        };
+        config.gateway.validate()?;
+        Ok(config)
+    }
+}
+
+impl GatewaySettings {
+    /// Check what can be checked before start-up.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        match &self.jwt_secret {
+            None => {
+                return Err(ConfigError::err(format!(
+                    "JWT_SECRET is required: the key that signs access tokens, the same on every \
+                     gateway replica (at least {MIN_JWT_SECRET_LEN} characters)"
+                )));
+            }
+            Some(s) if s.expose_secret().len() < MIN_JWT_SECRET_LEN => {
+                return Err(ConfigError::err(format!(
+                    "JWT_SECRET must be at least {MIN_JWT_SECRET_LEN} characters"
+                )));
+            }
+            Some(_) => {}
+        }
+        if self.access_token_ttl == Some(0) {
+            return Err(ConfigError::err("ACCESS_TOKEN_TTL must be positive"));
+        }
+        for kind in GuardKind::ALL {
+            let url = self.guard_url(kind);
+            let parsed = url::Url::parse(&url)
+                .map_err(|e| ConfigError::err(format!("{} ({url:?}): {e}", kind.url_variable())))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ConfigError::err(format!(
+                    "{} must be an http(s) URL",
+                    kind.url_variable()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The access-token signing key.
+    pub fn jwt_secret(&self) -> &[u8] {
+        self.jwt_secret
+            .as_ref()
+            .map_or(&[][..], |s| s.expose_secret().as_bytes())
+    }
+
+    pub fn access_token_ttl(&self) -> Duration {
+        Duration::from_secs(
+            self.access_token_ttl
+                .unwrap_or(DEFAULT_ACCESS_TOKEN_TTL_SECS),
+        )
+    }
+
+    pub fn login_attempts_per_account(&self) -> u64 {
+        self.login_attempts_per_account
+            .unwrap_or(DEFAULT_LOGIN_ATTEMPTS_PER_ACCOUNT)
+    }
+
+    pub fn login_attempts_per_ip(&self) -> u64 {
+        self.login_attempts_per_ip
+            .unwrap_or(DEFAULT_LOGIN_ATTEMPTS_PER_IP)
+    }
+
+    pub fn invitation_ttl(&self) -> Duration {
+        Duration::from_secs(
+            3600 * self
+                .invitation_ttl_hours
+                .unwrap_or(DEFAULT_INVITATION_TTL_HOURS),
+        )
+    }
+
+    pub fn trust_proxy_headers(&self) -> bool {
+        self.cg_trust_proxy_headers.unwrap_or(false)
+    }
+
+    /// Base URL of a guard.
+    pub fn guard_url(&self, kind: GuardKind) -> String {
+        let set = match kind {
+            GuardKind::TokenGuard => &self.tokenguard_url,
+            GuardKind::TrustGuard => &self.trustguard_url,
+            GuardKind::ContextGuard => &self.contextguard_url,
+            GuardKind::BiasGuard => &self.biasguard_url,
+            GuardKind::HealthGuard => &self.healthguard_url,
+        };
+        set.clone()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| kind.default_url())
     }
 }

@@ -1,9 +1,19 @@
-//! The public door of CodeGuardians: authentication, organisations, limits, usage and the unified guard endpoint.
+//! The gateway: the public door of CodeGuardians. It authenticates callers (passwords, access
+//! tokens, refresh sessions, API keys), keeps organisations, members, invitations and
+//! subscriptions, and (with later issues) enforces limits and routes text to the guards.
 //!
-//! It uses PostgreSQL (or SQLite), Redis (or in-process) and S3 (or a local folder); see [`config`] for its settings and [`startup`] for how it is assembled.
+//! It uses PostgreSQL (or SQLite), Redis (or in-process) and S3 (or a local folder); see
+//! [`config`] for its settings and [`startup`] for how it is assembled.
 
+pub mod auth;
+pub mod client;
 pub mod config;
+pub mod domain;
+pub mod error;
+pub mod routes;
 pub mod startup;
+pub mod state;
+pub mod tenancy;
 
 /// The service name in logs, metrics and `/health`.
 pub const SERVICE: &str = "gateway";

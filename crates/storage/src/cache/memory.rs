@@ -140,6 +140,24 @@ impl MemoryCache {
         }
     }
 
+    pub(crate) fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let now = Instant::now();
+        match self
+            .shared
+            .store
+            .remove(&self.key(key))
+            .filter(|e| e.live(now))
+            .as_deref()
+        {
+            None => Ok(None),
+            Some(Entry {
+                value: Value::Bytes(b),
+                ..
+            }) => Ok(Some(b.clone())),
+            Some(_) => Err(wrong_type()),
+        }
+    }
+
     pub(crate) fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) {
         let entry = Entry {
             value: Value::Bytes(value.to_vec()),

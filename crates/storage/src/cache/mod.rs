@@ -164,6 +164,18 @@ impl Cache {
             .transpose()
     }
 
+    /// Remove `key` and return what it held, atomically (`GETDEL`): of two callers racing for the
+    /// same key, one gets the value.
+    pub async fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let result = match self {
+            Self::Redis(c) => c.take(key).await,
+            Self::Memory(c) => c.take(key),
+        };
+        let hit = result.as_ref().ok().map(Option::is_some);
+        record(self.backend(), "take", &result, hit);
+        result
+    }
+
     /// Store `value` at `key`, replacing any value and TTL.
     pub async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
         dispatch!(self, "set", |c| redis: c.set(key, value, ttl).await, memory: {

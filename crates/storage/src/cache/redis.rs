@@ -170,6 +170,10 @@ impl RedisCache {
         self.query(redis::cmd("GET").arg(self.key(key))).await
     }
 
+    pub(crate) async fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.query(redis::cmd("GETDEL").arg(self.key(key))).await
+    }
+
     pub(crate) async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(key)).arg(value);

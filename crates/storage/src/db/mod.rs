@@ -124,21 +124,22 @@ impl Conn<'_> {
     }
 
     /// Run `f` in a transaction (a savepoint when already inside one): committed when it returns
-    /// `Ok`, rolled back when it returns `Err`.
+    /// `Ok`, rolled back when it returns `Err`. Any error type that storage errors convert into
+    /// works, so a service's own error can abort the transaction.
     pub async fn transaction<T, E, F>(&mut self, f: F) -> std::result::Result<T, E>
     where
         F: AsyncFnOnce(&mut Self) -> std::result::Result<T, E>,
-        E: From<diesel::result::Error>,
+        E: From<Error>,
     {
-        self.begin().await?;
+        self.begin().await.map_err(Error::from)?;
         match f(self).await {
             Ok(value) => {
-                self.commit().await?;
+                self.commit().await.map_err(Error::from)?;
                 Ok(value)
             }
             Err(user_error) => match self.rollback().await {
                 Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(user_error),
-                Err(rollback_error) => Err(rollback_error.into()),
+                Err(rollback_error) => Err(Error::from(rollback_error).into()),
             },
         }
     }

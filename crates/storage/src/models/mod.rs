@@ -5,14 +5,22 @@
 //! Tables get their models with the feature that uses them; the foundation carries the ones the
 //! storage tests exercise.
 
+pub mod api_keys;
 pub mod biasguard_audit_logs;
+pub mod organization_invitations;
 pub mod organization_members;
 pub mod organizations;
+pub mod sessions;
 pub mod subscription_tiers;
+pub mod subscriptions;
 pub mod users;
 
+pub use api_keys::ApiKey;
 pub use biasguard_audit_logs::{AuditLog, NewAuditLog};
+pub use organization_invitations::Invitation;
 pub use organization_members::{Member, NewMember, Role};
 pub use organizations::{NewOrganization, Organization, OrganizationUpdate};
+pub use sessions::{Rotation, Session};
 pub use subscription_tiers::SubscriptionTier;
+pub use subscriptions::Subscription;
 pub use users::{NewUser, User, UserUpdate};

@@ -5,7 +5,9 @@ use diesel_async::RunQueryDsl;
 
 use crate::db::Conn;
 use crate::error::{Error, Result};
-use crate::schema::organization_members;
+use crate::schema::{organization_members, organizations};
+
+use super::Organization;
 use crate::sql_types::{Id, Timestamp};
 
 /// A role inside an organisation, strongest first.
@@ -95,6 +97,76 @@ impl Member {
                 .order(organization_members::created_at.asc())
                 .select(Self::as_select())
                 .load(c)
+                .await
+        })?)
+    }
+}
+
+impl Member {
+    /// The organisations a user belongs to, with the membership, oldest membership first (the
+    /// first is the user's default organisation).
+    pub async fn organizations_of(
+        conn: &mut Conn<'_>,
+        user_id: Id,
+    ) -> Result<Vec<(Self, Organization)>> {
+        Ok(crate::with_conn!(conn, |c| {
+            organization_members::table
+                .inner_join(organizations::table)
+                .filter(organization_members::user_id.eq(user_id))
+                .filter(organizations::is_active.eq(true))
+                .order(organization_members::created_at.asc())
+                .select((Self::as_select(), Organization::as_select()))
+                .load(c)
+                .await
+        })?)
+    }
+
+    /// Change a member's role; returns the updated membership.
+    pub async fn set_role(
+        conn: &mut Conn<'_>,
+        organization_id: Id,
+        user_id: Id,
+        role: Role,
+        now: Timestamp,
+    ) -> Result<Self> {
+        Ok(crate::with_conn!(conn, |c| {
+            diesel::update(
+                organization_members::table
+                    .filter(organization_members::organization_id.eq(organization_id))
+                    .filter(organization_members::user_id.eq(user_id)),
+            )
+            .set((
+                organization_members::role.eq(role.as_str()),
+                organization_members::updated_at.eq(now),
+            ))
+            .returning(Self::as_returning())
+            .get_result(c)
+            .await
+        })?)
+    }
+
+    /// Remove a member; false when there was no such membership.
+    pub async fn remove(conn: &mut Conn<'_>, organization_id: Id, user_id: Id) -> Result<bool> {
+        let n = crate::with_conn!(conn, |c| {
+            diesel::delete(
+                organization_members::table
+                    .filter(organization_members::organization_id.eq(organization_id))
+                    .filter(organization_members::user_id.eq(user_id)),
+            )
+            .execute(c)
+            .await
+        })?;
+        Ok(n == 1)
+    }
+
+    /// How many owners an organisation has (the last one may not leave or be demoted).
+    pub async fn count_owners(conn: &mut Conn<'_>, organization_id: Id) -> Result<i64> {
+        Ok(crate::with_conn!(conn, |c| {
+            organization_members::table
+                .filter(organization_members::organization_id.eq(organization_id))
+                .filter(organization_members::role.eq(Role::Owner.as_str()))
+                .count()
+                .get_result(c)
                 .await
         })?)
     }

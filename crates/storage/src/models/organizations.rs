@@ -87,6 +87,16 @@ impl Organization {
         })?)
     }
 
+    /// Delete an organisation and everything it owns.
+    pub async fn delete(conn: &mut Conn<'_>, id: Id) -> Result<bool> {
+        let n = crate::with_conn!(conn, |c| {
+            diesel::delete(organizations::table.find(id))
+                .execute(c)
+                .await
+        })?;
+        Ok(n == 1)
+    }
+
     /// Apply `update`; returns the updated row.
     pub async fn update(
         conn: &mut Conn<'_>,

@@ -103,6 +103,27 @@ impl User {
         })?)
     }
 
+    /// Users, oldest first, a page at a time.
+    pub async fn list(conn: &mut Conn<'_>, limit: i64, offset: i64) -> Result<Vec<Self>> {
+        Ok(crate::with_conn!(conn, |c| {
+            users::table
+                .order(users::created_at.asc())
+                .limit(limit)
+                .offset(offset)
+                .select(Self::as_select())
+                .load(c)
+                .await
+        })?)
+    }
+
+    /// Delete a user (memberships and sessions go with it).
+    pub async fn delete(conn: &mut Conn<'_>, id: Id) -> Result<bool> {
+        let n = crate::with_conn!(conn, |c| diesel::delete(users::table.find(id))
+            .execute(c)
+            .await)?;
+        Ok(n == 1)
+    }
+
     /// Apply `update`; returns the updated row.
     pub async fn update(conn: &mut Conn<'_>, id: Id, update: &UserUpdate<'_>) -> Result<Self> {
         Ok(crate::with_conn!(conn, |c| {

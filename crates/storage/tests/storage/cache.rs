@@ -35,6 +35,13 @@ async fn values_expire_and_set_nx_holds(cache: &Cache) {
             "{b}: expired key is free again"
         );
 
+        assert_eq!(
+            cache.take("k").await.unwrap().as_deref(),
+            Some(&b"v1"[..]),
+            "{b}"
+        );
+        assert_eq!(cache.take("k").await.unwrap(), None, "{b}: taken twice");
+        cache.set("k", b"v1", None).await.unwrap();
         assert!(cache.delete("k").await.unwrap(), "{b}");
         assert!(!cache.delete("k").await.unwrap(), "{b}");
         assert!(

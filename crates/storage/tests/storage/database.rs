@@ -35,6 +35,7 @@ async fn migrations_create_every_column_of_the_schema() {
             users,
             organizations,
             organization_members,
+            organization_invitations,
             subscription_tiers,
             subscriptions,
             api_keys,
@@ -55,9 +56,15 @@ async fn migrations_create_every_column_of_the_schema() {
         );
         assert_eq!(
             applied_migrations(&t.db).await.unwrap().len(),
-            1,
+            2,
             "{}",
             t.backend
+        );
+        assert!(
+            cg_storage::db::pending_migrations(&t.db)
+                .await
+                .unwrap()
+                .is_empty()
         );
     }
 }

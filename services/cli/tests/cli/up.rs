@@ -61,6 +61,7 @@ async fn up_runs_all_six_services_on_embedded_storage_and_stops_them() {
         .env_remove("REDIS_HOST")
         .env_remove("REDIS_URL")
         .env_remove("S3_ENABLED")
+        .env_remove("JWT_SECRET")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)

@@ -5,5 +5,10 @@
     reason = "tests fail loudly; helpers outside #[test] count too"
 )]
 
+mod api_keys;
+mod auth;
 mod health;
+mod helpers;
+mod organizations;
+mod sessions;
 mod startup;

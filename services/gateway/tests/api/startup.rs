@@ -14,7 +14,8 @@ fn run_gateway(vars: &[(&str, &str)]) -> Output {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("CG_PORT", "0")
         .env("CG_DATA_DIR", data.path())
-        .env("CG_INTERNAL_TOKEN", TEST_INTERNAL_TOKEN);
+        .env("CG_INTERNAL_TOKEN", TEST_INTERNAL_TOKEN)
+        .env("JWT_SECRET", crate::helpers::JWT_SECRET);
     for (k, v) in vars {
         cmd.env(k, v);
     }

@@ -1,0 +1,207 @@
+//! Extractors that authenticate a request.
+//!
+//! Credentials come as `Authorization: Bearer <token>` or `X-API-Key: <key>`. A bearer value that
+//! looks like an API key (`cgk_…`) is treated as one; anything else must be an access token. A user
+//! acts in their default organisation (the oldest membership) unless `X-Organization-ID` names
+//! another one they belong to; an organisation they do not belong to is "not found".
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{FromRequest, HttpRequest, web};
+use cg_storage::models::{Member, Role};
+use cg_storage::sql_types::Id;
+
+use super::api_keys::ApiKeys;
+use crate::error::{GatewayError, Result};
+use crate::state::AppState;
+
+/// `X-API-Key`.
+pub const API_KEY_HEADER: &str = "x-api-key";
+/// `X-Organization-ID`.
+pub const ORGANIZATION_HEADER: &str = "x-organization-id";
+
+/// How the caller proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// An access token from a login session.
+    User { session_id: Id },
+    /// An organisation's API key.
+    ApiKey { key_id: Id },
+}
+
+/// An authenticated caller acting in one organisation with one role.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub organization_id: Id,
+    pub role: Role,
+    /// The person behind the request; `None` for API keys.
+    pub user_id: Option<Id>,
+    pub credential: Credential,
+}
+
+impl Caller {
+    /// Refuse unless the caller's role is at least `required`.
+    pub fn require(&self, required: Role) -> Result<()> {
+        if self.role.at_least(required) {
+            Ok(())
+        } else {
+            Err(GatewayError::Forbidden(match required {
+                Role::Owner => "requires the owner role",
+                Role::Admin => "requires the admin role",
+                Role::Member => "requires the member role",
+                Role::Viewer => "requires the viewer role",
+            }))
+        }
+    }
+
+    /// The user behind the request, for actions only people may take.
+    pub fn user(&self) -> Result<Id> {
+        self.user_id.ok_or(GatewayError::Forbidden(
+            "this action needs a user login, not an API key",
+        ))
+    }
+
+    /// The key rate limits and usage are counted under: the API key, else the user.
+    pub fn client_key(&self) -> String {
+        match self.credential {
+            Credential::ApiKey { key_id } => format!("key:{key_id}"),
+            Credential::User { .. } => format!("user:{}", self.user_id.unwrap_or_default()),
+        }
+    }
+}
+
+/// An authenticated user (access token only), before any organisation is chosen.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthUser {
+    pub user_id: Id,
+    pub session_id: Id,
+}
+
+enum Presented {
+    AccessToken(String),
+    ApiKey(String),
+}
+
+fn presented(req: &HttpRequest) -> Result<Presented> {
+    if let Some(key) = req.headers().get(API_KEY_HEADER) {
+        let key = key
+            .to_str()
+            .map_err(|_| GatewayError::Unauthorized("malformed X-API-Key header"))?;
+        return Ok(Presented::ApiKey(key.trim().to_owned()));
+    }
+    let header = req
+        .headers()
+        .get(AUTHORIZATION)
+        .ok_or(GatewayError::Unauthorized(
+            "missing credentials: send Authorization: Bearer or X-API-Key",
+        ))?
+        .to_str()
+        .map_err(|_| GatewayError::Unauthorized("malformed Authorization header"))?;
+    let (scheme, value) = header.split_once(' ').ok_or(GatewayError::Unauthorized(
+        "Authorization must be Bearer <token>",
+    ))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(GatewayError::Unauthorized(
+            "Authorization must be Bearer <token>",
+        ));
+    }
+    let value = value.trim().to_owned();
+    Ok(if ApiKeys::is_api_key(&value) {
+        Presented::ApiKey(value)
+    } else {
+        Presented::AccessToken(value)
+    })
+}
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| GatewayError::Internal(anyhow::anyhow!("gateway state missing")))
+}
+
+fn organization_header(req: &HttpRequest) -> Result<Option<Id>> {
+    req.headers()
+        .get(ORGANIZATION_HEADER)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<Id>().ok())
+                .ok_or_else(|| GatewayError::Invalid("X-Organization-ID must be a UUID".into()))
+        })
+        .transpose()
+}
+
+impl FromRequest for AuthUser {
+    type Error = GatewayError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let checked = state(req).and_then(|state| match presented(req)? {
+            Presented::AccessToken(token) => {
+                let claims = state.tokens.verify(&token)?;
+                Ok(Self {
+                    user_id: claims.sub,
+                    session_id: claims.sid,
+                })
+            }
+            Presented::ApiKey(_) => Err(GatewayError::Forbidden(
+                "this action needs a user login, not an API key",
+            )),
+        });
+        Box::pin(async move { checked })
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = GatewayError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let prepared = state(req).and_then(|s| Ok((s, presented(req)?, organization_header(req)?)));
+        Box::pin(async move {
+            let (state, presented, org_header) = prepared?;
+            match presented {
+                Presented::ApiKey(secret) => {
+                    let key = state.api_keys.authenticate(&secret).await?;
+                    if org_header.is_some_and(|org| org != key.organization_id) {
+                        return Err(GatewayError::NotFound("organization"));
+                    }
+                    Ok(Self {
+                        organization_id: key.organization_id,
+                        role: key.role,
+                        user_id: None,
+                        credential: Credential::ApiKey { key_id: key.id },
+                    })
+                }
+                Presented::AccessToken(token) => {
+                    let claims = state.tokens.verify(&token)?;
+                    let mut pooled = state.db.get().await?;
+                    let memberships =
+                        Member::organizations_of(&mut pooled.conn(), claims.sub).await?;
+                    let member = match org_header {
+                        Some(org) => memberships
+                            .into_iter()
+                            .find(|(m, _)| m.organization_id == org)
+                            .ok_or(GatewayError::NotFound("organization"))?,
+                        None => memberships
+                            .into_iter()
+                            .next()
+                            .ok_or(GatewayError::Forbidden("you belong to no organisation"))?,
+                    }
+                    .0;
+                    Ok(Self {
+                        organization_id: member.organization_id,
+                        role: member.role()?,
+                        user_id: Some(claims.sub),
+                        credential: Credential::User {
+                            session_id: claims.sid,
+                        },
+                    })
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,12 @@
+//! Who is calling: passwords, access tokens, refresh sessions, API keys, and the extractors that
+//! turn a request's credentials into a [`Caller`].
+
+pub mod api_keys;
+pub mod caller;
+pub mod limits;
+pub mod password;
+pub mod secrets;
+pub mod sessions;
+pub mod tokens;
+
+pub use caller::{AuthUser, Caller, Credential};

@@ -1,0 +1,9 @@
+//! Input validated at the edge into types the rest of the gateway can trust (`parse` or refuse).
+
+mod email;
+mod names;
+mod password;
+
+pub use email::Email;
+pub use names::{FullName, OrgName};
+pub use password::Password;

@@ -1,0 +1,73 @@
+//! The gateway's errors, mapped to statuses and the shared JSON envelope.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderValue, RETRY_AFTER};
+use actix_web::{HttpResponse, ResponseError};
+use cg_service_kit::ApiError;
+
+/// Everything a gateway handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// Input failed validation at the edge (400 `validation_error`... 422 for shape-valid input).
+    #[error("{0}")]
+    Invalid(String),
+    /// No or bad credentials (401). One message for unknown account and wrong password.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Authenticated but not allowed (403).
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// Missing, or belonging to another organisation (404 either way).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Conflicts with existing state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many attempts (429 with `Retry-After`).
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: u64 },
+    /// A backend failed.
+    #[error(transparent)]
+    Storage(#[from] cg_storage::Error),
+    /// Anything else: logged, hidden.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl GatewayError {
+    fn api(&self) -> ApiError {
+        match self {
+            Self::Invalid(msg) => ApiError::unprocessable(msg.clone()),
+            Self::Unauthorized(msg) => ApiError::unauthorized(*msg),
+            Self::Forbidden(msg) => ApiError::forbidden(*msg),
+            Self::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+            Self::Conflict(msg) => ApiError::conflict(msg.clone()),
+            Self::TooManyAttempts { retry_after_secs } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                self.to_string(),
+            )
+            .with_details(serde_json::json!({"retry_after": retry_after_secs}))
+            .with_header(
+                RETRY_AFTER,
+                HeaderValue::from_str(&retry_after_secs.to_string())
+                    .unwrap_or(HeaderValue::from_static("1")),
+            ),
+            Self::Storage(e) => ApiError::from_storage(e),
+            Self::Internal(e) => ApiError::internal(anyhow::anyhow!("{e:#}")),
+        }
+    }
+}
+
+impl ResponseError for GatewayError {
+    fn status_code(&self) -> StatusCode {
+        self.api().status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.api().error_response()
+    }
+}
+
+/// Result alias of handlers.
+pub type Result<T, E = GatewayError> = std::result::Result<T, E>;

@@ -1,0 +1,95 @@
+//! `/api/v1/subscriptions`: tiers, the organisation's subscription, its history, cancel and
+//! reactivate. (`/usage` arrives with usage metering.)
+
+use actix_web::{HttpResponse, web};
+use cg_storage::models::{Role, Subscription, SubscriptionTier};
+use cg_storage::sql_types::Timestamp;
+
+use crate::auth::Caller;
+use crate::error::{GatewayError, Result};
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/tiers", web::get().to(tiers))
+        .route("/current", web::get().to(current))
+        .route("/history", web::get().to(history))
+        .route("/cancel", web::post().to(cancel))
+        .route("/reactivate", web::post().to(reactivate));
+}
+
+fn tier_view(t: &SubscriptionTier) -> serde_json::Value {
+    serde_json::json!({
+        "name": t.name,
+        "display_name": t.display_name,
+        "requests_per_minute": t.requests_per_minute,
+        "requests_per_month": t.requests_per_month,
+        "monthly_budget_usd": t.monthly_budget_usd_micros as f64 / 1_000_000.0,
+        "guards_allowed": t.guards_allowed,
+        "price_usd_monthly": t.price_usd_cents_monthly as f64 / 100.0,
+        "features": t.features,
+    })
+}
+
+fn subscription_view(s: &Subscription, t: &SubscriptionTier) -> serde_json::Value {
+    serde_json::json!({
+        "id": s.id,
+        "status": s.status,
+        "tier": tier_view(t),
+        "current_period_start": s.current_period_start,
+        "current_period_end": s.current_period_end,
+        "cancel_at_period_end": s.cancel_at_period_end,
+        "canceled_at": s.canceled_at,
+        "created_at": s.created_at,
+    })
+}
+
+/// `GET /api/v1/subscriptions/tiers`.
+pub async fn tiers(state: web::Data<AppState>, _caller: Caller) -> Result<HttpResponse> {
+    let mut pooled = state.db.get().await?;
+    let tiers = SubscriptionTier::list_active(&mut pooled.conn()).await?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"tiers": tiers.iter().map(tier_view).collect::<Vec<_>>()})))
+}
+
+async fn current_of(state: &AppState, caller: &Caller) -> Result<(Subscription, SubscriptionTier)> {
+    let mut pooled = state.db.get().await?;
+    Subscription::current(&mut pooled.conn(), caller.organization_id)
+        .await?
+        .ok_or(GatewayError::NotFound("subscription"))
+}
+
+/// `GET /api/v1/subscriptions/current`.
+pub async fn current(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse> {
+    let (s, t) = current_of(&state, &caller).await?;
+    Ok(HttpResponse::Ok().json(subscription_view(&s, &t)))
+}
+
+/// `GET /api/v1/subscriptions/history`.
+pub async fn history(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse> {
+    caller.require(Role::Admin)?;
+    let mut pooled = state.db.get().await?;
+    let all = Subscription::history(&mut pooled.conn(), caller.organization_id).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "subscriptions": all.iter().map(|(s, t)| subscription_view(s, t)).collect::<Vec<_>>(),
+    })))
+}
+
+async fn set_cancel(state: &AppState, caller: &Caller, cancel: bool) -> Result<HttpResponse> {
+    caller.require(Role::Owner)?;
+    let (s, t) = current_of(state, caller).await?;
+    let mut pooled = state.db.get().await?;
+    let updated =
+        Subscription::set_cancel_at_period_end(&mut pooled.conn(), s.id, cancel, Timestamp::now())
+            .await?;
+    Ok(HttpResponse::Ok().json(subscription_view(&updated, &t)))
+}
+
+/// `POST /api/v1/subscriptions/cancel` (owner): the subscription ends with its period.
+pub async fn cancel(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse> {
+    set_cancel(&state, &caller, true).await
+}
+
+/// `POST /api/v1/subscriptions/reactivate` (owner): undo a cancellation before the period ends.
+pub async fn reactivate(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse> {
+    set_cancel(&state, &caller, false).await
+}

@@ -1,0 +1,44 @@
+//! What every gateway handler shares.
+
+use std::sync::Arc;
+
+use cg_storage::{Cache, Db, Storage};
+
+use crate::auth::api_keys::ApiKeys;
+use crate::auth::sessions::SessionStore;
+use crate::auth::tokens::TokenIssuer;
+use crate::config::{Config, GatewaySettings};
+
+/// Application state (one per process, shared by every worker).
+#[derive(Debug)]
+pub struct AppState {
+    pub db: Db,
+    pub cache: Cache,
+    pub storage: Storage,
+    pub tokens: TokenIssuer,
+    pub sessions: SessionStore,
+    pub api_keys: Arc<ApiKeys>,
+    pub settings: GatewaySettings,
+}
+
+impl AppState {
+    pub fn new(storage: &Storage, config: &Config) -> anyhow::Result<Self> {
+        let db = storage.db()?.clone();
+        let cache = storage.cache()?.clone();
+        let settings = config.gateway.clone();
+        Ok(Self {
+            tokens: TokenIssuer::new(settings.jwt_secret(), settings.access_token_ttl())?,
+            sessions: SessionStore::new(
+                config.storage.session_storage_type(),
+                cache.clone(),
+                db.clone(),
+                config.storage.session_ttl(),
+            ),
+            api_keys: Arc::new(ApiKeys::new(cache.clone(), db.clone())),
+            db,
+            cache,
+            storage: storage.clone(),
+            settings,
+        })
+    }
+}

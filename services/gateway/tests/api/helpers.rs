@@ -1,0 +1,122 @@
+//! A gateway under test and the calls the tests make.
+
+use cg_gateway::config::{Config, GatewaySettings};
+use cg_service_kit::testing::{TestApp, server_config};
+use cg_storage::StorageConfig;
+use reqwest::{Method, RequestBuilder};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Gateway settings for tests (login limits high unless a test lowers them).
+pub fn settings() -> GatewaySettings {
+    GatewaySettings {
+        jwt_secret: Some(SecretString::from(JWT_SECRET)),
+        login_attempts_per_account: Some(1000),
+        login_attempts_per_ip: Some(1000),
+        ..GatewaySettings::default()
+    }
+}
+
+pub struct Gateway {
+    pub app: TestApp,
+}
+
+/// How a request authenticates.
+#[derive(Clone, Copy)]
+pub enum Auth<'a> {
+    None,
+    Bearer(&'a str),
+    ApiKey(&'a str),
+}
+
+pub async fn spawn(storage: StorageConfig, gateway: GatewaySettings) -> Gateway {
+    let app = cg_gateway::startup::build(Config {
+        server: server_config(),
+        storage,
+        gateway,
+    })
+    .await
+    .expect("build the gateway");
+    Gateway {
+        app: TestApp::spawn(app.port(), app.run_until_stopped()),
+    }
+}
+
+impl Gateway {
+    fn request(&self, method: Method, path: &str, auth: Auth<'_>) -> RequestBuilder {
+        let req = self
+            .app
+            .client
+            .request(method, format!("{}{path}", self.app.address));
+        match auth {
+            Auth::None => req,
+            Auth::Bearer(t) => req.bearer_auth(t),
+            Auth::ApiKey(k) => req.header("x-api-key", k),
+        }
+    }
+
+    pub async fn send(&self, req: RequestBuilder) -> (u16, Value) {
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, auth: Auth<'_>, body: Value) -> (u16, Value) {
+        self.send(self.request(Method::POST, path, auth).json(&body))
+            .await
+    }
+
+    pub async fn get(&self, path: &str, auth: Auth<'_>) -> (u16, Value) {
+        self.send(self.request(Method::GET, path, auth)).await
+    }
+
+    pub async fn get_in(&self, path: &str, auth: Auth<'_>, org: &str) -> (u16, Value) {
+        self.send(
+            self.request(Method::GET, path, auth)
+                .header("x-organization-id", org),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str, auth: Auth<'_>) -> (u16, Value) {
+        self.send(self.request(Method::DELETE, path, auth)).await
+    }
+
+    /// Register `email` and log in; returns the login answer.
+    pub async fn sign_up(&self, email: &str) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/v1/auth/register",
+                Auth::None,
+                json!({"email": email, "password": PASSWORD, "full_name": "Test User"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        self.login(email).await
+    }
+
+    pub async fn login(&self, email: &str) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/v1/auth/login",
+                Auth::None,
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+/// The access token of a login answer.
+pub fn access(tokens: &Value) -> &str {
+    tokens["access_token"].as_str().expect("access_token")
+}
+
+/// The refresh token of a login answer.
+pub fn refresh(tokens: &Value) -> &str {
+    tokens["refresh_token"].as_str().expect("refresh_token")
+}
