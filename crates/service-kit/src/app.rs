@@ -6,7 +6,6 @@ use std::sync::Arc;
 use actix_web::web;
 use cg_storage::config::Needs;
 use cg_storage::{Storage, StorageConfig};
-use tokio_util::sync::CancellationToken;
 
 use crate::ServerConfig;
 use crate::health::StorageReadiness;
@@ -34,9 +33,9 @@ pub struct Application {
 
 impl Application {
     /// Connect storage, then bind the listener (`CG_PORT=0` picks a free port; see
-    /// [`Self::port`]). `routes` receives the connected storage and the token cancelled at
-    /// shutdown (for background tasks), and returns the function that registers the service's own
-    /// routes on every worker.
+    /// [`Self::port`]). `routes` receives the connected storage and the [`Kit`] (whose
+    /// `shutdown` token stops background tasks, and whose `readiness` a service may wrap to report
+    /// more), and returns the function that registers the service's own routes on every worker.
     pub async fn build<R, F>(
         spec: &ServiceSpec,
         server: &ServerConfig,
@@ -44,15 +43,15 @@ impl Application {
         routes: R,
     ) -> anyhow::Result<Self>
     where
-        R: FnOnce(&Storage, &CancellationToken) -> anyhow::Result<F>,
+        R: FnOnce(&Storage, &mut Kit) -> anyhow::Result<F>,
         F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
     {
         let storage = open_storage(spec.name, storage, spec.needs).await?;
         let readiness = Arc::new(StorageReadiness {
             storage: storage.clone(),
         });
-        let kit = Kit::new(spec.name, spec.version, readiness, server.internal_token());
-        let configure = routes(&storage, &kit.shutdown)?;
+        let mut kit = Kit::new(spec.name, spec.version, readiness, server.internal_token());
+        let configure = routes(&storage, &mut kit)?;
         let server = ServiceServer::build(server, spec.default_port, kit, configure)?;
         Ok(Self { server, storage })
     }
@@ -74,9 +73,6 @@ impl Application {
 }
 
 /// For a service that serves only the kit's routes (health, readiness, metrics).
-pub fn kit_routes_only(
-    _: &Storage,
-    _: &CancellationToken,
-) -> anyhow::Result<fn(&mut web::ServiceConfig)> {
+pub fn kit_routes_only(_: &Storage, _: &mut Kit) -> anyhow::Result<fn(&mut web::ServiceConfig)> {
     Ok(|_| {})
 }

@@ -15,15 +15,43 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 const MAX_REQUEST_ID_LEN: usize = 128;
 
+/// What identifies the request being served, for error bodies and outgoing calls.
+#[derive(Debug, Clone)]
+struct RequestContext {
+    request_id: String,
+    /// The caller's trace id, or a fresh one: every request belongs to a trace.
+    trace_id: String,
+}
+
 tokio::task_local! {
-    static REQUEST_ID: String;
+    static REQUEST: RequestContext;
 }
 
 /// The id of the request being served on this task, or `unknown` outside one.
 pub fn current_request_id() -> String {
-    REQUEST_ID
-        .try_with(Clone::clone)
+    REQUEST
+        .try_with(|r| r.request_id.clone())
         .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// Headers that carry the current trace to a downstream call: the OpenTelemetry context when
+/// tracing is exported, else a W3C `traceparent` continuing the request's trace id with a new span
+/// id.
+pub fn outgoing_trace_headers() -> Vec<(String, String)> {
+    let mut headers = std::collections::HashMap::new();
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut headers));
+    if headers.contains_key("traceparent") {
+        return headers.into_iter().collect();
+    }
+    let Ok(trace_id) = REQUEST.try_with(|r| r.trace_id.clone()) else {
+        return Vec::new();
+    };
+    let span_id: [u8; 8] = rand::random();
+    vec![(
+        "traceparent".to_owned(),
+        format!("00-{trace_id}-{}-01", hex::encode(span_id)),
+    )]
 }
 
 /// The service name, stored as app data so the middleware can label metrics.
@@ -88,16 +116,19 @@ pub async fn observe(
         http.status_code = tracing::field::Empty,
         trace_id = tracing::field::Empty,
     );
-    if let Some(t) = trace_id(&req) {
-        span.record("trace_id", t.as_str());
-    }
+    let trace = trace_id(&req).unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>()));
+    span.record("trace_id", trace.as_str());
+    let context = RequestContext {
+        request_id: id.clone(),
+        trace_id: trace,
+    };
     let parent = opentelemetry::global::get_text_map_propagator(|p| {
         p.extract(&HeaderExtractor(req.headers()))
     });
     let _ = span.set_parent(parent);
 
-    let outcome = REQUEST_ID
-        .scope(id.clone(), next.call(req).instrument(span.clone()))
+    let outcome = REQUEST
+        .scope(context.clone(), next.call(req).instrument(span.clone()))
         .await;
     let header = HeaderValue::from_str(&id).ok();
     let (result, status, route) = match outcome {
@@ -115,7 +146,7 @@ pub async fn observe(
         // Handlers render their own errors; an inner middleware's error is rendered here, while
         // the request id is still in scope, and passed on already rendered.
         Err(err) => {
-            let mut rendered = REQUEST_ID.sync_scope(id.clone(), || err.error_response());
+            let mut rendered = REQUEST.sync_scope(context, || err.error_response());
             if let Some(value) = header {
                 rendered
                     .headers_mut()

@@ -10,6 +10,9 @@
 //! | `INVITATION_TTL_HOURS` | 72 | how long an invitation can be accepted |
 //! | `CG_TRUST_PROXY_HEADERS` | false | take the client address from `X-Forwarded-For` (only behind a proxy that sets it) |
 //! | `TOKENGUARD_URL` … `HEALTHGUARD_URL` | `http://127.0.0.1:8001` … `:8005` | where each guard listens |
+//! | `CIRCUIT_BREAKER_FAILURES` | 5 | consecutive failures that open a guard's circuit |
+//! | `CIRCUIT_BREAKER_COOLDOWN_SECS` | 60 | how long an open circuit waits before one probe call |
+//! | `GUARD_HEALTH_CACHE_SECS` | 30 | how long a guard's health answer is reused |
 
 use std::time::Duration;
 
@@ -49,6 +52,12 @@ pub struct GatewaySettings {
     pub invitation_ttl_hours: Option<u64>,
     #[serde(default)]
     pub cg_trust_proxy_headers: Option<bool>,
+    #[serde(default)]
+    pub circuit_breaker_failures: Option<u32>,
+    #[serde(default)]
+    pub circuit_breaker_cooldown_secs: Option<f64>,
+    #[serde(default)]
+    pub guard_health_cache_secs: Option<f64>,
     #[serde(default)]
     pub tokenguard_url: Option<String>,
     #[serde(default)]
@@ -142,6 +151,26 @@ impl GatewaySettings {
 
     pub fn trust_proxy_headers(&self) -> bool {
         self.cg_trust_proxy_headers.unwrap_or(false)
+    }
+
+    pub fn circuit_breaker_failures(&self) -> u32 {
+        self.circuit_breaker_failures.unwrap_or(5).max(1)
+    }
+
+    pub fn circuit_breaker_cooldown(&self) -> Duration {
+        Duration::from_secs_f64(
+            self.circuit_breaker_cooldown_secs
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .unwrap_or(60.0),
+        )
+    }
+
+    pub fn guard_health_cache(&self) -> Duration {
+        Duration::from_secs_f64(
+            self.guard_health_cache_secs
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .unwrap_or(30.0),
+        )
     }
 
     /// Base URL of a guard.

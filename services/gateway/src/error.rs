@@ -23,6 +23,28 @@ pub enum GatewayError {
     /// Conflicts with existing state (409).
     #[error("{0}")]
     Conflict(String),
+    /// Malformed request (400) with a stable code and details.
+    #[error("{message}")]
+    BadRequest {
+        code: &'static str,
+        message: String,
+        details: serde_json::Value,
+    },
+    /// Not allowed, with a stable code and details (403).
+    #[error("{message}")]
+    ForbiddenWith {
+        code: &'static str,
+        message: String,
+        details: serde_json::Value,
+    },
+    /// A guard failed, timed out, refused, or is unavailable (502, 503, 504, or its 4xx).
+    #[error("{message}")]
+    Upstream {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        details: serde_json::Value,
+    },
     /// Too many attempts (429 with `Retry-After`).
     #[error("too many attempts; retry in {retry_after_secs} s")]
     TooManyAttempts { retry_after_secs: u64 },
@@ -42,6 +64,24 @@ impl GatewayError {
             Self::Forbidden(msg) => ApiError::forbidden(*msg),
             Self::NotFound(what) => ApiError::not_found(format!("{what} not found")),
             Self::Conflict(msg) => ApiError::conflict(msg.clone()),
+            Self::BadRequest {
+                code,
+                message,
+                details,
+            } => ApiError::new(StatusCode::BAD_REQUEST, *code, message.clone())
+                .with_details(details.clone()),
+            Self::ForbiddenWith {
+                code,
+                message,
+                details,
+            } => ApiError::new(StatusCode::FORBIDDEN, *code, message.clone())
+                .with_details(details.clone()),
+            Self::Upstream {
+                status,
+                code,
+                message,
+                details,
+            } => ApiError::new(*status, *code, message.clone()).with_details(details.clone()),
             Self::TooManyAttempts { retry_after_secs } => ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",

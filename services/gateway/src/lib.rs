@@ -5,11 +5,14 @@
 //! It uses PostgreSQL (or SQLite), Redis (or in-process) and S3 (or a local folder); see
 //! [`config`] for its settings and [`startup`] for how it is assembled.
 
+pub mod api_doc;
 pub mod auth;
 pub mod client;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod guards;
+pub mod orgs;
 pub mod routes;
 pub mod startup;
 pub mod state;

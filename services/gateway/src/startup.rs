@@ -2,11 +2,16 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use actix_web::web;
-use cg_service_kit::{Application, ServiceSpec};
+use cg_service_kit::health::HealthReport;
+use cg_service_kit::{Application, Readiness, ServiceSpec, StorageReadiness};
 use cg_storage::config::Needs;
+use futures::future::BoxFuture;
 
 use crate::config::Config;
+use crate::guards::GuardRegistry;
 use crate::state::AppState;
 use crate::{DEFAULT_PORT, SERVICE, routes};
 
@@ -25,30 +30,56 @@ const LAST_USED_FLUSH: Duration = Duration::from_secs(30);
 /// port).
 pub async fn build(config: Config) -> anyhow::Result<Application> {
     let cleanup_every = config.storage.session_cleanup_interval();
-    Application::build(
-        &SPEC,
-        &config.server,
-        &config.storage,
-        |storage, shutdown| {
-            let state = web::Data::new(AppState::new(storage, &config)?);
-            tokio::spawn(
-                state
-                    .sessions
-                    .clone()
-                    .clean_up_every(cleanup_every, shutdown.clone()),
-            );
-            tokio::spawn(state.api_keys.clone().follow_revocations(shutdown.clone()));
-            tokio::spawn(
-                state
-                    .api_keys
-                    .clone()
-                    .flush_last_used_every(LAST_USED_FLUSH, shutdown.clone()),
-            );
-            Ok(move |cfg: &mut web::ServiceConfig| {
-                cfg.app_data(state.clone());
-                routes::configure(cfg);
-            })
-        },
-    )
+    Application::build(&SPEC, &config.server, &config.storage, |storage, kit| {
+        let state = web::Data::new(AppState::new(storage, &config)?);
+        kit.readiness = Arc::new(GatewayReadiness {
+            storage: StorageReadiness {
+                storage: storage.clone(),
+            },
+            guards: state.guards.clone(),
+        });
+        let shutdown = kit.shutdown.clone();
+        tokio::spawn(
+            state
+                .sessions
+                .clone()
+                .clean_up_every(cleanup_every, shutdown.clone()),
+        );
+        tokio::spawn(state.api_keys.clone().follow_revocations(shutdown.clone()));
+        tokio::spawn(
+            state
+                .api_keys
+                .clone()
+                .flush_last_used_every(LAST_USED_FLUSH, shutdown),
+        );
+        Ok(move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(state.clone());
+            routes::configure(cfg);
+        })
+    })
     .await
+}
+
+/// Storage readiness plus the guards' circuit breakers in `/health` (a guard being down does not
+/// make the gateway unready: it answers 503 for that guard only).
+struct GatewayReadiness {
+    storage: StorageReadiness,
+    guards: Arc<GuardRegistry>,
+}
+
+impl Readiness for GatewayReadiness {
+    fn check(&self) -> BoxFuture<'_, HealthReport> {
+        Box::pin(async move {
+            let mut report = self.storage.check().await;
+            report.extra.insert(
+                "circuit_breakers".into(),
+                serde_json::Value::Object(self.guards.breaker_states()),
+            );
+            report
+        })
+    }
+
+    fn refresh_metrics(&self) {
+        self.storage.refresh_metrics();
+    }
 }

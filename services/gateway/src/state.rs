@@ -8,6 +8,8 @@ use crate::auth::api_keys::ApiKeys;
 use crate::auth::sessions::SessionStore;
 use crate::auth::tokens::TokenIssuer;
 use crate::config::{Config, GatewaySettings};
+use crate::guards::GuardRegistry;
+use crate::orgs::OrgProfiles;
 
 /// Application state (one per process, shared by every worker).
 #[derive(Debug)]
@@ -18,6 +20,8 @@ pub struct AppState {
     pub tokens: TokenIssuer,
     pub sessions: SessionStore,
     pub api_keys: Arc<ApiKeys>,
+    pub guards: Arc<GuardRegistry>,
+    pub org_profiles: OrgProfiles,
     pub settings: GatewaySettings,
 }
 
@@ -35,6 +39,11 @@ impl AppState {
                 config.storage.session_ttl(),
             ),
             api_keys: Arc::new(ApiKeys::new(cache.clone(), db.clone())),
+            guards: Arc::new(GuardRegistry::new(
+                &settings,
+                &config.server.internal_token(),
+            )?),
+            org_profiles: OrgProfiles::new(db.clone()),
             db,
             cache,
             storage: storage.clone(),

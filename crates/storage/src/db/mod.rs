@@ -22,8 +22,68 @@ use crate::error::{Error, Result};
 
 pub use migrate::{applied_migrations, ensure_partitions, pending_migrations};
 
-/// The embedded database connection.
-pub type SqliteConnection = SyncConnectionWrapper<diesel::SqliteConnection>;
+/// The embedded database connection: diesel's synchronous SQLite connection, each query run on
+/// the blocking pool of the calling runtime by [`BlockingPool`].
+pub type SqliteConnection = SyncConnectionWrapper<diesel::SqliteConnection, BlockingPool>;
+
+/// Runs SQLite work on the current runtime's blocking pool. A query whose caller goes away is
+/// still waited for before the connection can be reused (diesel-async needs sole ownership of the
+/// connection again), but by parking the thread rather than with `block_in_place`, which panics
+/// on a current-thread runtime such as each actix worker's: a request cancelled mid-query (client
+/// gone, a sibling extractor failing, a timeout) would otherwise take the worker down.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BlockingPool;
+
+/// A blocking task that is waited for if dropped unfinished.
+struct WaitOnDrop<R> {
+    handle: tokio::task::JoinHandle<R>,
+}
+
+impl<R> Future for WaitOnDrop<R> {
+    type Output = std::result::Result<R, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.handle).poll(cx)
+    }
+}
+
+impl<R> Drop for WaitOnDrop<R> {
+    fn drop(&mut self) {
+        if !self.handle.is_finished() {
+            // The task runs on a blocking-pool thread, so this wait cannot deadlock; SQLite
+            // statements are short (at most `busy_timeout` when another process holds the lock).
+            let _ = futures::executor::block_on(&mut self.handle);
+        }
+    }
+}
+
+impl diesel_async::sync_connection_wrapper::SpawnBlocking for BlockingPool {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> futures::future::BoxFuture<
+        'a,
+        std::result::Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>,
+    >
+    where
+        R: Send + 'static,
+    {
+        let task = WaitOnDrop {
+            handle: tokio::task::spawn_blocking(task),
+        };
+        Box::pin(async move {
+            task.await
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+        })
+    }
+
+    fn get_runtime() -> Self {
+        Self
+    }
+}
 
 type PgPool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
 type SqlitePool = bb8::Pool<AsyncDieselConnectionManager<SqliteConnection>>;

@@ -77,6 +77,28 @@ impl Subscription {
         })?)
     }
 
+    /// Move an organisation's subscription in force to another tier.
+    pub async fn change_tier(
+        conn: &mut Conn<'_>,
+        organization_id: Id,
+        tier_id: Id,
+        now: Timestamp,
+    ) -> Result<usize> {
+        Ok(crate::with_conn!(conn, |c| {
+            diesel::update(
+                subscriptions::table
+                    .filter(subscriptions::organization_id.eq(organization_id))
+                    .filter(subscriptions::status.eq_any(CURRENT_STATUSES)),
+            )
+            .set((
+                subscriptions::tier_id.eq(tier_id),
+                subscriptions::updated_at.eq(now),
+            ))
+            .execute(c)
+            .await
+        })?)
+    }
+
     /// Set whether the subscription ends with its period (cancel / reactivate).
     pub async fn set_cancel_at_period_end(
         conn: &mut Conn<'_>,

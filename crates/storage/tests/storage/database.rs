@@ -345,3 +345,30 @@ async fn pool_reports_its_figures() {
         assert!(t.db.ping().await.unwrap() < std::time::Duration::from_secs(2));
     }
 }
+
+/// A request cancelled in the middle of an SQLite query (client gone, timeout) must leave the
+/// pool usable, on a current-thread runtime like an actix worker's.
+#[tokio::test(flavor = "current_thread")]
+async fn a_cancelled_sqlite_query_leaves_the_pool_usable() {
+    let t = TestDb::sqlite().await;
+    let slow = async {
+        let mut pooled = t.db.get().await.unwrap();
+        let conn = &mut pooled.conn();
+        cg_storage::with_conn!(conn, |c| {
+            diesel::sql_query(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) \
+                 SELECT count(*) FROM c",
+            )
+            .execute(c)
+            .await
+        })
+    };
+    let cancelled = tokio::time::timeout(std::time::Duration::from_millis(5), slow).await;
+    assert!(
+        cancelled.is_err(),
+        "the query finished before it could be cancelled"
+    );
+    for _ in 0..8 {
+        t.db.ping().await.unwrap();
+    }
+}

@@ -1,18 +1,33 @@
-//! The gateway's routes, one module per resource, one file per action.
+//! The gateway's routes, one module per resource, one file per action. Each resource lists its
+//! endpoints; they are registered and documented from that one list.
 
 pub mod api_keys;
 pub mod auth;
+pub mod guards;
 pub mod organizations;
 pub mod subscriptions;
 pub mod users;
 
 use actix_web::web;
 
-/// Register every route.
+use crate::api_doc::{self, Endpoint};
+
+/// Every endpoint of the gateway (besides the kit's health and metrics routes).
+pub fn endpoints() -> Vec<Endpoint> {
+    [
+        auth::endpoints(),
+        users::endpoints(),
+        organizations::endpoints(),
+        api_keys::endpoints(),
+        subscriptions::endpoints(),
+        guards::endpoints(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Register every route, `/openapi.json` and `/docs`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::scope("/api/v1/auth").configure(auth::configure))
-        .service(web::scope("/api/v1/users").configure(users::configure))
-        .service(web::scope("/api/v1/organizations").configure(organizations::configure))
-        .service(web::scope("/api/v1/api-keys").configure(api_keys::configure))
-        .service(web::scope("/api/v1/subscriptions").configure(subscriptions::configure));
+    api_doc::register(cfg, endpoints());
 }

@@ -193,7 +193,8 @@ async fn login_attempts_are_limited_per_account() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(retry > 0 && retry <= 900, "{retry}");
+    // Sliding window: the spent bucket keeps weighing for part of the next one.
+    assert!(retry > 0 && retry <= 1800, "{retry}");
     let envelope: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(envelope["error"]["code"], "rate_limited");
     // Another account from the same address is not affected.

@@ -120,3 +120,33 @@ pub fn access(tokens: &Value) -> &str {
 pub fn refresh(tokens: &Value) -> &str {
     tokens["refresh_token"].as_str().expect("refresh_token")
 }
+
+/// Move an organisation to another tier (what billing would do), straight in the database.
+pub async fn set_tier(storage: &StorageConfig, organization_id: &str, tier: &str) {
+    use cg_storage::models::{Subscription, SubscriptionTier};
+    use cg_storage::sql_types::Timestamp;
+    let target = storage
+        .resolve(cg_storage::Needs {
+            database: true,
+            cache: false,
+            blobs: false,
+        })
+        .expect("storage config")
+        .database
+        .expect("a database");
+    let db = cg_storage::Db::connect(&target).await.expect("connect");
+    let mut pooled = db.get().await.expect("connection");
+    let conn = &mut pooled.conn();
+    let tier = SubscriptionTier::find_by_name(conn, tier)
+        .await
+        .expect("tier");
+    let changed = Subscription::change_tier(
+        conn,
+        organization_id.parse().expect("uuid"),
+        tier.id,
+        Timestamp::now(),
+    )
+    .await
+    .expect("change tier");
+    assert_eq!(changed, 1);
+}

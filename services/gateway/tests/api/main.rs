@@ -7,6 +7,7 @@
 
 mod api_keys;
 mod auth;
+mod guards;
 mod health;
 mod helpers;
 mod organizations;

@@ -5,17 +5,44 @@ use cg_storage::models::{ApiKey, Role};
 use cg_storage::sql_types::{Id, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::api_doc::{Endpoint, body};
 use crate::auth::Caller;
 use crate::error::{GatewayError, Result};
 use crate::state::AppState;
+use utoipa::openapi::path::HttpMethod;
+
+const TAG: &str = "api-keys";
 
 const MAX_NAME_CHARS: usize = 100;
 const MAX_EXPIRY_DAYS: i64 = 3650;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("", web::post().to(create))
-        .route("", web::get().to(list))
-        .route("/{id}", web::delete().to(revoke));
+/// This resource's routes.
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::new(
+            HttpMethod::Post,
+            "/api/v1/api-keys",
+            || web::post().to(create),
+            TAG,
+            "Create an API key (admin); the secret is shown once",
+        )
+        .body(body::<CreateApiKey>())
+        .ok(201),
+        Endpoint::new(
+            HttpMethod::Get,
+            "/api/v1/api-keys",
+            || web::get().to(list),
+            TAG,
+            "List API keys (admin)",
+        ),
+        Endpoint::new(
+            HttpMethod::Delete,
+            "/api/v1/api-keys/{id}",
+            || web::delete().to(revoke),
+            TAG,
+            "Revoke an API key (admin)",
+        ),
+    ]
 }
 
 /// A key as listings show it: never the secret.

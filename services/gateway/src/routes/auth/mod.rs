@@ -6,8 +6,12 @@ mod me;
 mod refresh;
 mod register;
 
+use crate::api_doc::{Access, Endpoint, body};
 use actix_web::web;
 use serde::Serialize;
+use utoipa::openapi::path::HttpMethod;
+
+const TAG: &str = "auth";
 
 pub use login::LoginBody;
 pub use register::RegisterBody;
@@ -25,12 +29,55 @@ pub struct TokenResponse {
     pub refresh_expires_at: String,
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/register", web::post().to(register::register))
-        .route("/login", web::post().to(login::login))
-        .route("/refresh", web::post().to(refresh::refresh))
-        .route("/logout", web::post().to(logout::logout))
-        .route("/me", web::get().to(me::me));
+/// This resource's routes.
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::new(
+            HttpMethod::Post,
+            "/api/v1/auth/register",
+            || web::post().to(register::register),
+            TAG,
+            "Create an account (and an organisation of its own)",
+        )
+        .access(Access::Public)
+        .body(body::<RegisterBody>())
+        .ok(201),
+        Endpoint::new(
+            HttpMethod::Post,
+            "/api/v1/auth/login",
+            || web::post().to(login::login),
+            TAG,
+            "Log in with email and password",
+        )
+        .access(Access::Public)
+        .body(body::<LoginBody>()),
+        Endpoint::new(
+            HttpMethod::Post,
+            "/api/v1/auth/refresh",
+            || web::post().to(refresh::refresh),
+            TAG,
+            "Rotate a refresh token",
+        )
+        .access(Access::Public)
+        .body(body::<refresh::RefreshBody>()),
+        Endpoint::new(
+            HttpMethod::Post,
+            "/api/v1/auth/logout",
+            || web::post().to(logout::logout),
+            TAG,
+            "End a session",
+        )
+        .access(Access::Public)
+        .body(body::<logout::LogoutBody>()),
+        Endpoint::new(
+            HttpMethod::Get,
+            "/api/v1/auth/me",
+            || web::get().to(me::me),
+            TAG,
+            "The caller and their organisations",
+        )
+        .access(Access::User),
+    ]
 }
 
 /// Issue an access token for a session just created or rotated.

@@ -58,5 +58,6 @@ pub async fn update(
         },
     )
     .await?;
+    state.org_profiles.invalidate(org.id).await;
     Ok(HttpResponse::Ok().json(OrganizationView::new(&org, caller.role.as_str())))
 }

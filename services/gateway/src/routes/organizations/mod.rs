@@ -6,10 +6,14 @@ mod current;
 mod invitations;
 mod members;
 
+use crate::api_doc::{Access, Endpoint, body};
 use actix_web::web;
 use cg_storage::models::Organization;
 use cg_storage::sql_types::{Id, Timestamp};
 use serde::Serialize;
+use utoipa::openapi::path::HttpMethod;
+
+const TAG: &str = "organizations";
 
 /// An organisation as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -39,14 +43,81 @@ impl OrganizationView {
     }
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("", web::post().to(create::create))
-        .route("/current", web::get().to(current::get))
-        .route("/current", web::put().to(current::update))
-        .route("/members", web::get().to(members::list))
-        .route("/members/invite", web::post().to(invitations::invite))
-        .route("/members/{user_id}", web::put().to(members::set_role))
-        .route("/members/{user_id}", web::delete().to(members::remove))
-        .route("/invitations", web::get().to(invitations::list))
-        .route("/invitations/accept", web::post().to(invitations::accept));
+/// This resource's routes.
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::new(
+            HttpMethod::Post,
+            "/api/v1/organizations",
+            || web::post().to(create::create),
+            TAG,
+            "Create an organisation",
+        )
+        .access(Access::User)
+        .body(body::<create::CreateOrganization>())
+        .ok(201),
+        Endpoint::new(
+            HttpMethod::Get,
+            "/api/v1/organizations/current",
+            || web::get().to(current::get),
+            TAG,
+            "The organisation you act in",
+        ),
+        Endpoint::new(
+            HttpMethod::Put,
+            "/api/v1/organizations/current",
+            || web::put().to(current::update),
+            TAG,
+            "Rename it or change its settings (admin)",
+        )
+        .body(body::<current::UpdateOrganization>()),
+        Endpoint::new(
+            HttpMethod::Get,
+            "/api/v1/organizations/members",
+            || web::get().to(members::list),
+            TAG,
+            "Its members",
+        ),
+        Endpoint::new(
+            HttpMethod::Post,
+            "/api/v1/organizations/members/invite",
+            || web::post().to(invitations::invite),
+            TAG,
+            "Invite an address (admin)",
+        )
+        .body(body::<invitations::Invite>())
+        .ok(201),
+        Endpoint::new(
+            HttpMethod::Put,
+            "/api/v1/organizations/members/{user_id}",
+            || web::put().to(members::set_role),
+            TAG,
+            "Change a member's role (admin)",
+        )
+        .body(body::<members::SetRole>()),
+        Endpoint::new(
+            HttpMethod::Delete,
+            "/api/v1/organizations/members/{user_id}",
+            || web::delete().to(members::remove),
+            TAG,
+            "Remove a member, or leave",
+        )
+        .ok(204),
+        Endpoint::new(
+            HttpMethod::Get,
+            "/api/v1/organizations/invitations",
+            || web::get().to(invitations::list),
+            TAG,
+            "Open invitations (admin)",
+        ),
+        Endpoint::new(
+            HttpMethod::Post,
+            "/api/v1/organizations/invitations/accept",
+            || web::post().to(invitations::accept),
+            TAG,
+            "Accept an invitation",
+        )
+        .access(Access::User)
+        .body(body::<invitations::Accept>()),
+    ]
 }

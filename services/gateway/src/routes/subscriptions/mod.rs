@@ -5,16 +5,53 @@ use actix_web::{HttpResponse, web};
 use cg_storage::models::{Role, Subscription, SubscriptionTier};
 use cg_storage::sql_types::Timestamp;
 
+use crate::api_doc::Endpoint;
 use crate::auth::Caller;
 use crate::error::{GatewayError, Result};
 use crate::state::AppState;
+use utoipa::openapi::path::HttpMethod;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/tiers", web::get().to(tiers))
-        .route("/current", web::get().to(current))
-        .route("/history", web::get().to(history))
-        .route("/cancel", web::post().to(cancel))
-        .route("/reactivate", web::post().to(reactivate));
+const TAG: &str = "subscriptions";
+
+/// This resource's routes.
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::new(
+            HttpMethod::Get,
+            "/api/v1/subscriptions/tiers",
+            || web::get().to(tiers),
+            TAG,
+            "Subscription tiers",
+        ),
+        Endpoint::new(
+            HttpMethod::Get,
+            "/api/v1/subscriptions/current",
+            || web::get().to(current),
+            TAG,
+            "The subscription in force",
+        ),
+        Endpoint::new(
+            HttpMethod::Get,
+            "/api/v1/subscriptions/history",
+            || web::get().to(history),
+            TAG,
+            "Every subscription the organisation had (admin)",
+        ),
+        Endpoint::new(
+            HttpMethod::Post,
+            "/api/v1/subscriptions/cancel",
+            || web::post().to(cancel),
+            TAG,
+            "End the subscription with its period (owner)",
+        ),
+        Endpoint::new(
+            HttpMethod::Post,
+            "/api/v1/subscriptions/reactivate",
+            || web::post().to(reactivate),
+            TAG,
+            "Undo a cancellation (owner)",
+        ),
+    ]
 }
 
 fn tier_view(t: &SubscriptionTier) -> serde_json::Value {

@@ -4,10 +4,14 @@
 mod admin;
 mod me;
 
+use crate::api_doc::{Access, Endpoint, body};
 use actix_web::web;
 use cg_storage::models::User;
 use cg_storage::sql_types::{Id, Timestamp};
 use serde::Serialize;
+use utoipa::openapi::path::HttpMethod;
+
+const TAG: &str = "users";
 
 /// A user as the API shows it (never the password hash).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -38,13 +42,76 @@ impl From<&User> for UserView {
     }
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/me", web::get().to(me::get))
-        .route("/me", web::put().to(me::update))
-        .route("/me", web::delete().to(me::delete))
-        .route("", web::get().to(admin::list))
-        .route("", web::post().to(admin::create))
-        .route("/{id}", web::get().to(admin::get))
-        .route("/{id}/activate", web::post().to(admin::activate))
-        .route("/{id}/deactivate", web::post().to(admin::deactivate));
+/// This resource's routes.
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::new(
+            HttpMethod::Get,
+            "/api/v1/users/me",
+            || web::get().to(me::get),
+            TAG,
+            "Your account",
+        )
+        .access(Access::User),
+        Endpoint::new(
+            HttpMethod::Put,
+            "/api/v1/users/me",
+            || web::put().to(me::update),
+            TAG,
+            "Change your name or password",
+        )
+        .access(Access::User)
+        .body(body::<me::UpdateMe>()),
+        Endpoint::new(
+            HttpMethod::Delete,
+            "/api/v1/users/me",
+            || web::delete().to(me::delete),
+            TAG,
+            "Delete your account",
+        )
+        .access(Access::User)
+        .ok(204),
+        Endpoint::new(
+            HttpMethod::Get,
+            "/api/v1/users",
+            || web::get().to(admin::list),
+            TAG,
+            "List accounts (platform admin)",
+        )
+        .access(Access::User),
+        Endpoint::new(
+            HttpMethod::Post,
+            "/api/v1/users",
+            || web::post().to(admin::create),
+            TAG,
+            "Create an account (platform admin)",
+        )
+        .access(Access::User)
+        .body(body::<admin::CreateUser>())
+        .ok(201),
+        Endpoint::new(
+            HttpMethod::Get,
+            "/api/v1/users/{id}",
+            || web::get().to(admin::get),
+            TAG,
+            "One account (platform admin, or yourself)",
+        )
+        .access(Access::User),
+        Endpoint::new(
+            HttpMethod::Post,
+            "/api/v1/users/{id}/activate",
+            || web::post().to(admin::activate),
+            TAG,
+            "Reactivate an account (platform admin)",
+        )
+        .access(Access::User),
+        Endpoint::new(
+            HttpMethod::Post,
+            "/api/v1/users/{id}/deactivate",
+            || web::post().to(admin::deactivate),
+            TAG,
+            "Deactivate an account (platform admin)",
+        )
+        .access(Access::User),
+    ]
 }

@@ -1,0 +1,280 @@
+//! The route table every gateway route is registered from, and the OpenAPI document built from the
+//! same table, so `/openapi.json` covers every route by construction. `/docs` serves Swagger UI
+//! (bundled: no CDN needed).
+
+use std::borrow::Cow;
+
+use actix_web::web;
+use utoipa::ToSchema;
+use utoipa::openapi::path::{
+    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{
+    ComponentsBuilder, Content, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, Required,
+};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone.
+    Public,
+    /// A logged-in user (access token).
+    User,
+    /// A user or an API key, acting in one organisation.
+    Caller,
+}
+
+/// A JSON request body and how to put its schema in the document.
+#[derive(Debug, Clone, Copy)]
+pub struct Body {
+    name: fn() -> Cow<'static, str>,
+    register: fn(ComponentsBuilder) -> ComponentsBuilder,
+}
+
+/// The body type `T`.
+pub fn body<T: ToSchema + 'static>() -> Option<Body> {
+    Some(Body {
+        name: T::name,
+        register: |c| c.schema_from::<T>(),
+    })
+}
+
+/// One route: how it is served and how it is documented.
+pub struct Endpoint {
+    pub method: HttpMethod,
+    pub path: &'static str,
+    /// Builds the actix route (once per worker).
+    pub route: fn() -> actix_web::Route,
+    pub summary: &'static str,
+    pub tag: &'static str,
+    pub access: Access,
+    pub body: Option<Body>,
+    /// Status of a successful answer.
+    pub ok: u16,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", method_name(&self.method), self.path)
+    }
+}
+
+/// The method's name, lower case.
+pub fn method_name(method: &HttpMethod) -> &'static str {
+    match method {
+        HttpMethod::Get => "get",
+        HttpMethod::Post => "post",
+        HttpMethod::Put => "put",
+        HttpMethod::Delete => "delete",
+        HttpMethod::Options => "options",
+        HttpMethod::Head => "head",
+        HttpMethod::Patch => "patch",
+        HttpMethod::Trace => "trace",
+    }
+}
+
+impl Endpoint {
+    /// A route with the common defaults: caller access, no body, 200.
+    pub fn new(
+        method: HttpMethod,
+        path: &'static str,
+        route: fn() -> actix_web::Route,
+        tag: &'static str,
+        summary: &'static str,
+    ) -> Self {
+        Self {
+            method,
+            path,
+            route,
+            summary,
+            tag,
+            access: Access::Caller,
+            body: None,
+            ok: 200,
+        }
+    }
+
+    #[must_use]
+    pub fn access(mut self, access: Access) -> Self {
+        self.access = access;
+        self
+    }
+
+    #[must_use]
+    pub fn body(mut self, body: Option<Body>) -> Self {
+        self.body = body;
+        self
+    }
+
+    #[must_use]
+    pub fn ok(mut self, status: u16) -> Self {
+        self.ok = status;
+        self
+    }
+}
+
+/// Register every endpoint, then `/openapi.json` and `/docs`.
+pub fn register(cfg: &mut web::ServiceConfig, endpoints: Vec<Endpoint>) {
+    let doc = document(&endpoints);
+    for e in endpoints {
+        cfg.route(e.path, (e.route)());
+    }
+    cfg.service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc));
+}
+
+fn error_responses(e: &Endpoint) -> Vec<(u16, &'static str)> {
+    let mut out = vec![
+        (400, "malformed request"),
+        (413, "body larger than the limit"),
+        (422, "well-formed but invalid"),
+    ];
+    if e.access != Access::Public {
+        out.push((401, "missing or invalid credentials"));
+        out.push((403, "not allowed"));
+    }
+    if e.path.contains('{') || e.access == Access::Caller {
+        out.push((404, "not found (or another organisation's)"));
+    }
+    if e.method == HttpMethod::Post || e.method == HttpMethod::Put {
+        out.push((409, "conflicts with existing state"));
+    }
+    if e.path.starts_with("/api/v1/guards/process") || e.path.starts_with("/api/v1/guards/scan") {
+        out.push((502, "the guard failed"));
+        out.push((503, "the guard is unavailable"));
+        out.push((504, "the guard timed out"));
+    }
+    if e.path == "/api/v1/auth/login" {
+        out.push((429, "too many attempts"));
+    }
+    out.push((500, "internal error"));
+    out
+}
+
+/// The OpenAPI document of `endpoints` plus the routes every service serves.
+pub fn document(endpoints: &[Endpoint]) -> OpenApi {
+    let mut components = ComponentsBuilder::new()
+        .schema_from::<cg_service_kit::ErrorBody>()
+        .security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An access token from /api/v1/auth/login, or an API key (cgk_…)",
+                    ))
+                    .build(),
+            ),
+        )
+        .security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    let mut paths = PathsBuilder::new();
+    let kit = [
+        (
+            HttpMethod::Get,
+            "/health",
+            "Health of this replica and its dependencies",
+        ),
+        (HttpMethod::Get, "/health/live", "Liveness"),
+        (
+            HttpMethod::Get,
+            "/health/ready",
+            "Readiness (503 when a dependency is down)",
+        ),
+        (HttpMethod::Get, "/metrics", "Prometheus metrics"),
+    ];
+    for (method, path, summary) in kit {
+        let op = OperationBuilder::new()
+            .summary(Some(summary))
+            .tag("operations")
+            .response("200", ResponseBuilder::new().description("OK").build());
+        paths = paths.path(path, PathItem::new(method, op));
+    }
+    for e in endpoints {
+        let mut op = OperationBuilder::new()
+            .summary(Some(e.summary))
+            .tag(e.tag)
+            .operation_id(Some(format!(
+                "{}_{}",
+                method_name(&e.method),
+                e.path
+                    .trim_start_matches("/api/v1/")
+                    .replace(['/', '{', '}', '-'], "_")
+            )));
+        for segment in e.path.split('/') {
+            if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                op = op.parameter(
+                    ParameterBuilder::new()
+                        .name(name)
+                        .parameter_in(ParameterIn::Path)
+                        .required(Required::True)
+                        .schema(Some(
+                            utoipa::openapi::ObjectBuilder::new()
+                                .schema_type(utoipa::openapi::schema::Type::String),
+                        )),
+                );
+            }
+        }
+        if e.access == Access::Caller {
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name("X-Organization-ID")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some(
+                        "Act in this organisation (users only; default: the oldest membership)",
+                    )),
+            );
+        }
+        if let Some(b) = e.body {
+            components = (b.register)(components);
+            op = op.request_body(Some(
+                RequestBodyBuilder::new()
+                    .content(
+                        "application/json",
+                        Content::new(Some(Ref::from_schema_name((b.name)()))),
+                    )
+                    .required(Some(Required::True))
+                    .build(),
+            ));
+        }
+        if e.access != Access::Public {
+            op = op
+                .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+                .security(SecurityRequirement::new("api_key", Vec::<String>::new()));
+        }
+        op = op.response(
+            e.ok.to_string(),
+            ResponseBuilder::new().description("success").build(),
+        );
+        for (status, why) in error_responses(e) {
+            op = op.response(
+                status.to_string(),
+                ResponseBuilder::new()
+                    .description(why)
+                    .content(
+                        "application/json",
+                        Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                    )
+                    .build(),
+            );
+        }
+        paths = paths.path(e.path, PathItem::new(e.method.clone(), op));
+    }
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("CodeGuardians Gateway")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some("The public API of CodeGuardians: identity, organisations, API keys, subscriptions and the guards.")),
+        )
+        .paths(paths)
+        .components(Some(components.build()))
+        .build()
+}

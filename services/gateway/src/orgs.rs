@@ -1,0 +1,78 @@
+//! What the guarded path needs to know about an organisation (the guards its tier allows, its
+//! verdict thresholds), cached in process for 30 seconds so a request does not read the database.
+//! A change of tier or settings reaches every replica within that time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cg_storage::Db;
+use cg_storage::models::{Organization, Subscription};
+use cg_storage::sql_types::Id;
+use serde_json::Value;
+
+use crate::error::Result;
+
+const TTL: Duration = Duration::from_secs(30);
+const MAX_ORGS: u64 = 100_000;
+
+/// The cached facts about one organisation.
+#[derive(Debug, Clone)]
+pub struct OrgProfile {
+    /// Guard names the tier allows (`*` for all); empty without a subscription in force.
+    pub guards_allowed: Vec<String>,
+    pub tier: Option<String>,
+    pub settings: Value,
+}
+
+impl OrgProfile {
+    pub fn allows(&self, guard: &str) -> bool {
+        self.guards_allowed.iter().any(|g| g == guard || g == "*")
+    }
+}
+
+/// The cache.
+#[derive(Debug, Clone)]
+pub struct OrgProfiles {
+    db: Db,
+    cache: moka::future::Cache<Id, Arc<OrgProfile>>,
+}
+
+impl OrgProfiles {
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            cache: moka::future::Cache::builder()
+                .max_capacity(MAX_ORGS)
+                .time_to_live(TTL)
+                .build(),
+        }
+    }
+
+    pub async fn get(&self, org: Id) -> Result<Arc<OrgProfile>> {
+        if let Some(hit) = self.cache.get(&org).await {
+            return Ok(hit);
+        }
+        let mut pooled = self.db.get().await?;
+        let conn = &mut pooled.conn();
+        let organization = Organization::find(conn, org).await?;
+        let current = Subscription::current(conn, org).await?;
+        let profile = Arc::new(OrgProfile {
+            guards_allowed: current
+                .as_ref()
+                .and_then(|(_, t)| t.guards_allowed.as_array().cloned())
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            tier: current.map(|(_, t)| t.name),
+            settings: organization.settings,
+        });
+        self.cache.insert(org, profile.clone()).await;
+        Ok(profile)
+    }
+
+    /// Forget an organisation (after a change made through this replica).
+    pub async fn invalidate(&self, org: Id) {
+        self.cache.invalidate(&org).await;
+    }
+}

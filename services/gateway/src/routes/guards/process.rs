@@ -1,0 +1,383 @@
+//! `POST /api/v1/guards/process` (alias `/scan`): send a payload to one guard, or to several in
+//! parallel under one deadline with one verdict.
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use cg_guard_api::{CallContext, GuardError, GuardKind};
+use cg_service_kit::observe::{current_request_id, outgoing_trace_headers};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::parse_guard;
+use crate::auth::Caller;
+use crate::error::{GatewayError, Result};
+use crate::guards::CallFailure;
+use crate::guards::mapping;
+use crate::guards::verdict::{Thresholds, Verdict, risk};
+use crate::state::AppState;
+
+const MAX_DEPTH: usize = 10;
+const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
+const MAX_TIMEOUT_SECS: f64 = 300.0;
+const CLIENT_TYPES: [&str; 4] = ["web", "vscode", "chrome", "api"];
+
+/// The request body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ProcessRequest {
+    /// A guard name, or `all`. Optional when `services` lists the guards.
+    #[serde(default)]
+    pub service_type: Option<String>,
+    /// Several guards at once (instead of `service_type`).
+    #[serde(default)]
+    pub services: Option<Vec<String>>,
+    /// The guard's input: a non-empty JSON object (`text`/`content` are aliases).
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub priority: Option<i64>,
+    /// Seconds; capped at 300; default 30.
+    #[serde(default)]
+    pub timeout: Option<f64>,
+    /// With several guards: answer with the guards that did answer when others fail.
+    #[serde(default = "yes")]
+    pub fallback_enabled: bool,
+    /// web, vscode, chrome or api (default api).
+    #[serde(default)]
+    pub client_type: Option<String>,
+    #[serde(default)]
+    pub client_version: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub request_metadata: Option<Value>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The answer (the shape existing clients read).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProcessResponse {
+    pub request_id: String,
+    pub service_type: String,
+    pub success: bool,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    pub error: Option<String>,
+    /// Seconds.
+    pub processing_time: f64,
+    pub service_used: String,
+    pub fallback_used: bool,
+    pub client_type: String,
+    pub confidence_score: Option<f64>,
+    #[schema(value_type = Vec<Object>)]
+    pub warnings: Vec<Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub recommendations: Vec<Value>,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+}
+
+fn bad(code: &'static str, message: impl Into<String>) -> GatewayError {
+    GatewayError::BadRequest {
+        code,
+        message: message.into(),
+        details: Value::Object(Map::new()),
+    }
+}
+
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// The guards a request names, in port order, without repeats.
+fn requested(body: &ProcessRequest) -> Result<Vec<GuardKind>> {
+    let names: Vec<&str> = match (&body.services, body.service_type.as_deref()) {
+        (Some(list), _) if !list.is_empty() => list.iter().map(String::as_str).collect(),
+        (_, Some("all")) => return Ok(GuardKind::ALL.to_vec()),
+        (_, Some(one)) => vec![one],
+        _ => {
+            return Err(bad(
+                "missing_service",
+                "service_type (or services) is required",
+            ));
+        }
+    };
+    let mut kinds = names
+        .into_iter()
+        .map(parse_guard)
+        .collect::<Result<Vec<_>>>()?;
+    kinds.sort();
+    kinds.dedup();
+    Ok(kinds)
+}
+
+/// Check everything about the request that does not need a guard.
+fn validate(body: &ProcessRequest) -> Result<(Vec<GuardKind>, Duration, String)> {
+    let payload = body
+        .payload
+        .as_object()
+        .ok_or_else(|| bad("invalid_payload", "payload must be a JSON object"))?;
+    if payload.is_empty() {
+        return Err(bad("invalid_payload", "payload must not be empty"));
+    }
+    if depth(&body.payload) > MAX_DEPTH {
+        return Err(bad(
+            "payload_too_deep",
+            format!("payload nests deeper than {MAX_DEPTH} levels"),
+        ));
+    }
+    let timeout = match body.timeout {
+        None => DEFAULT_TIMEOUT_SECS,
+        Some(t) if t.is_finite() && t > 0.0 => t.min(MAX_TIMEOUT_SECS),
+        Some(_) => {
+            return Err(bad(
+                "invalid_timeout",
+                "timeout must be a positive number of seconds",
+            ));
+        }
+    };
+    let client_type = body.client_type.clone().unwrap_or_else(|| "api".into());
+    if !CLIENT_TYPES.contains(&client_type.as_str()) {
+        return Err(bad(
+            "invalid_client_type",
+            format!("client_type must be one of {}", CLIENT_TYPES.join(", ")),
+        ));
+    }
+    Ok((
+        requested(body)?,
+        Duration::from_secs_f64(timeout),
+        client_type,
+    ))
+}
+
+/// A failed call as the API reports it.
+fn failure(kind: GuardKind, err: &CallFailure) -> GatewayError {
+    let (status, code) = match err {
+        CallFailure::CircuitOpen(_) => (StatusCode::SERVICE_UNAVAILABLE, "guard_unavailable"),
+        CallFailure::Guard(GuardError::Timeout { .. }) => {
+            (StatusCode::GATEWAY_TIMEOUT, "guard_timeout")
+        }
+        CallFailure::Guard(GuardError::Unreachable { .. }) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "guard_unavailable")
+        }
+        CallFailure::Guard(GuardError::Status { status, .. }) if *status < 500 => (
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
+            "guard_rejected",
+        ),
+        CallFailure::Guard(_) => (StatusCode::BAD_GATEWAY, "guard_failed"),
+    };
+    let mut details = json!({"service": kind.name()});
+    if let CallFailure::Guard(GuardError::Status { body, .. }) = err {
+        details["guard_error"] = body["error"].clone();
+    }
+    if matches!(err, CallFailure::CircuitOpen(_)) {
+        details["circuit"] = json!("open");
+    }
+    GatewayError::Upstream {
+        status,
+        code,
+        message: err.to_string(),
+        details,
+    }
+}
+
+fn lift_list(data: &Value, keys: &[&str]) -> Vec<Value> {
+    for key in keys {
+        match &data[*key] {
+            Value::Array(a) => return a.clone(),
+            Value::Null => {}
+            other => return vec![other.clone()],
+        }
+    }
+    Vec::new()
+}
+
+pub async fn process(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<ProcessRequest>,
+) -> Result<HttpResponse> {
+    let started = Instant::now();
+    let (kinds, deadline, client_type) = validate(&body)?;
+    let profile = state.org_profiles.get(caller.organization_id).await?;
+    let refused: Vec<&str> = kinds
+        .iter()
+        .map(|k| k.name())
+        .filter(|g| !profile.allows(g))
+        .collect();
+    if !refused.is_empty() {
+        return Err(GatewayError::ForbiddenWith {
+            code: "guard_not_in_plan",
+            message: format!(
+                "your plan ({}) does not include {}",
+                profile.tier.as_deref().unwrap_or("none"),
+                refused.join(", ")
+            ),
+            details: json!({"guards": refused, "allowed": profile.guards_allowed}),
+        });
+    }
+    let payload = body.payload.as_object().cloned().unwrap_or_default();
+    let ctx = CallContext {
+        request_id: current_request_id(),
+        trace_headers: outgoing_trace_headers(),
+        deadline,
+    };
+    let multi =
+        kinds.len() > 1 || body.service_type.as_deref() == Some("all") || body.services.is_some();
+
+    if !multi {
+        let kind = kinds[0];
+        let data = state
+            .guards
+            .call(kind, &mapping::request(kind, &payload), &ctx)
+            .await
+            .map_err(|e| failure(kind, &e))?;
+        return Ok(HttpResponse::Ok().json(ProcessResponse {
+            request_id: ctx.request_id,
+            service_type: kind.name().into(),
+            success: true,
+            confidence_score: data["confidence_score"]
+                .as_f64()
+                .or_else(|| data["confidence"].as_f64()),
+            warnings: lift_list(&data, &["warnings"]),
+            recommendations: lift_list(&data, &["recommendations", "recommendation"]),
+            metadata: data.get("metadata").cloned().unwrap_or_else(|| json!({})),
+            data,
+            error: None,
+            processing_time: started.elapsed().as_secs_f64(),
+            service_used: kind.name().into(),
+            fallback_used: false,
+            client_type,
+        }));
+    }
+
+    let calls = kinds.iter().map(|&kind| {
+        let body = mapping::request(kind, &payload);
+        let (state, ctx) = (&state, &ctx);
+        async move {
+            let t = Instant::now();
+            (
+                kind,
+                state.guards.call(kind, &body, ctx).await,
+                t.elapsed().as_secs_f64(),
+            )
+        }
+    });
+    let outcomes = futures::future::join_all(calls).await;
+    let thresholds = Thresholds::from_settings(&profile.settings);
+    let mut results = Map::new();
+    let mut failed = Vec::new();
+    let mut warnings = Vec::new();
+    let mut highest = 0.0_f64;
+    let mut first_failure = None;
+    for (kind, outcome, took) in outcomes {
+        match outcome {
+            Ok(data) => {
+                let r = risk(kind, &data);
+                highest = highest.max(r);
+                results.insert(kind.name().into(), json!({"success": true, "risk": r, "data": data, "error": null, "processing_time": took}));
+            }
+            Err(e) => {
+                warnings.push(json!(format!("{} did not answer: {e}", kind.name())));
+                results.insert(kind.name().into(), json!({"success": false, "risk": null, "data": null, "error": e.to_string(), "processing_time": took}));
+                failed.push(kind.name());
+                first_failure.get_or_insert(failure(kind, &e));
+            }
+        }
+    }
+    if let Some(err) = first_failure
+        && (!body.fallback_enabled || failed.len() == kinds.len())
+    {
+        return Err(err);
+    }
+    let verdict: Verdict = thresholds.verdict(highest);
+    Ok(HttpResponse::Ok().json(ProcessResponse {
+        request_id: ctx.request_id,
+        service_type: body
+            .service_type
+            .clone()
+            .unwrap_or_else(|| "multiple".into()),
+        success: failed.is_empty(),
+        data: json!({
+            "verdict": verdict,
+            "risk": highest,
+            "thresholds": {"flag": thresholds.flag, "block": thresholds.block},
+            "results": results,
+            "services_failed": failed,
+        }),
+        error: None,
+        processing_time: started.elapsed().as_secs_f64(),
+        service_used: kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
+        fallback_used: !failed.is_empty(),
+        client_type,
+        confidence_score: None,
+        warnings,
+        recommendations: Vec::new(),
+        metadata: json!({"services": kinds.len()}),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(v: Value) -> ProcessRequest {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn validation_rules() {
+        let ok = validate(&req(
+            json!({"service_type": "biasguard", "payload": {"text": "x"}, "timeout": 900}),
+        ))
+        .unwrap();
+        assert_eq!(
+            (ok.0, ok.1),
+            (vec![GuardKind::BiasGuard], Duration::from_secs(300))
+        );
+        let all = validate(&req(
+            json!({"service_type": "all", "payload": {"text": "x"}}),
+        ))
+        .unwrap();
+        assert_eq!(all.0.len(), 5);
+        let some = validate(&req(
+            json!({"services": ["trustguard", "tokenguard", "trustguard"], "payload": {"t": 1}}),
+        ))
+        .unwrap();
+        assert_eq!(some.0, vec![GuardKind::TokenGuard, GuardKind::TrustGuard]);
+
+        let mut deep = json!(1);
+        for _ in 0..10 {
+            deep = json!({"d": deep});
+        }
+        assert!(
+            validate(&req(
+                json!({"service_type": "biasguard", "payload": deep.clone()})
+            ))
+            .is_ok()
+        );
+        let too_deep = json!({"d": deep});
+        for body in [
+            json!({"service_type": "biasguard", "payload": {}}),
+            json!({"service_type": "biasguard", "payload": "text"}),
+            json!({"service_type": "nope", "payload": {"text": "x"}}),
+            json!({"payload": {"text": "x"}}),
+            json!({"service_type": "biasguard", "payload": {"text": "x"}, "timeout": -1}),
+            json!({"service_type": "biasguard", "payload": {"text": "x"}, "client_type": "fax"}),
+            json!({"service_type": "biasguard", "payload": too_deep}),
+        ] {
+            assert!(validate(&req(body.clone())).is_err(), "{body} accepted");
+        }
+    }
+}
