@@ -124,7 +124,15 @@ pub fn register(cfg: &mut web::ServiceConfig, endpoints: Vec<Endpoint>) {
     for e in endpoints {
         cfg.route(e.path, (e.route)());
     }
-    cfg.service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc));
+    cfg.route(
+        "/docs",
+        web::get().to(|| async {
+            actix_web::HttpResponse::Found()
+                .insert_header((actix_web::http::header::LOCATION, "/docs/"))
+                .finish()
+        }),
+    )
+    .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc));
 }
 
 fn error_responses(e: &Endpoint) -> Vec<(u16, &'static str)> {

@@ -49,10 +49,10 @@ pub fn request(kind: GuardKind, payload: &Map<String, Value>) -> Value {
                 .or_insert_with(|| Value::String("detect_bias".into()));
         }
         GuardKind::HealthGuard => {
-            if !map.contains_key("samples") {
-                if let Some(text) = map.get("text").or_else(|| map.get("content")).cloned() {
-                    map.insert("samples".into(), json!([{"id": "0", "content": text}]));
-                }
+            if !map.contains_key("samples")
+                && let Some(text) = map.get("text").or_else(|| map.get("content")).cloned()
+            {
+                map.insert("samples".into(), json!([{"id": "0", "content": text}]));
             }
         }
     }

@@ -2,6 +2,7 @@
 
 #![expect(
     clippy::expect_used,
+    clippy::unwrap_used,
     reason = "tests fail loudly; helpers outside #[test] count too"
 )]
 
@@ -10,6 +11,7 @@ mod auth;
 mod guards;
 mod health;
 mod helpers;
+mod openapi;
 mod organizations;
 mod sessions;
 mod startup;
