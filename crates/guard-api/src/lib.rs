@@ -6,6 +6,7 @@
 
 mod client;
 mod kind;
+pub mod tokenguard;
 
 pub use client::{CallContext, GuardClient, GuardError};
 pub use kind::{GuardKind, UnknownGuard};

@@ -61,6 +61,11 @@ impl Application {
         self.server.port()
     }
 
+    /// Stop the server from elsewhere (tests that kill a service).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// The connected storage.
     pub fn storage(&self) -> &Storage {
         &self.storage

@@ -1,9 +1,14 @@
-//! TokenGuard: exact token counts, cost estimates, budgets and pruning.
+//! TokenGuard: exact token counts (OpenAI's `cl100k_base` and `o200k_base`), cost estimates from a
+//! model price table, and pruning that keeps meaning.
 //!
-//! It uses the cache (budgets, results); see [`config`] for its settings and [`startup`] for how it is assembled.
+//! Detection is pure and lives in [`analysis`]; [`routes`] is the HTTP layer (internal token
+//! required); see [`config`] for its settings.
 
+pub mod analysis;
 pub mod config;
+pub mod routes;
 pub mod startup;
+pub mod state;
 
 /// The service name in logs, metrics and `/health`.
 pub const SERVICE: &str = "tokenguard";

@@ -1,10 +1,13 @@
 //! Assembling tokenguard: its storage, then the HTTP server around it.
 
-use cg_service_kit::app::kit_routes_only;
+use actix_web::web;
 use cg_service_kit::{Application, ServiceSpec};
 use cg_storage::config::Needs;
 
+use crate::analysis::Encoding;
 use crate::config::Config;
+use crate::routes;
+use crate::state::TokenState;
 use crate::{DEFAULT_PORT, SERVICE};
 
 /// What tokenguard is at start-up.
@@ -21,5 +24,14 @@ pub const SPEC: ServiceSpec = ServiceSpec {
 
 /// Connect storage and bind the listener (`CG_PORT=0` picks a free port).
 pub async fn build(config: Config) -> anyhow::Result<Application> {
-    Application::build(&SPEC, &config.server, &config.storage, kit_routes_only).await
+    let state = web::Data::new(TokenState::new(&config.tokenguard)?);
+    // Load both vocabularies now rather than on the first request.
+    tokio::task::spawn_blocking(Encoding::warm_up).await?;
+    Application::build(&SPEC, &config.server, &config.storage, move |_, _| {
+        Ok(move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(state.clone());
+            routes::configure(cfg);
+        })
+    })
+    .await
 }

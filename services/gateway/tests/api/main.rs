@@ -13,5 +13,6 @@ mod health;
 mod helpers;
 mod openapi;
 mod organizations;
+mod real_guards;
 mod sessions;
 mod startup;

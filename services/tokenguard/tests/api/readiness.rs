@@ -20,6 +20,7 @@ async fn readiness_follows_redis() {
     let app = startup::build(Config {
         server: server_config(),
         storage,
+        tokenguard: Default::default(),
     })
     .await
     .unwrap();

@@ -1,0 +1,75 @@
+//! The gateway in front of the real guards (their own code over real HTTP, started in process on
+//! free ports): text goes through, a guard that dies is a 503 with its circuit opening, and traffic
+//! flows again once it is back.
+
+use std::time::Duration;
+
+use cg_gateway::config::GatewaySettings;
+use cg_service_kit::testing::server_config;
+use cg_storage::testing::TestStorage;
+use serde_json::json;
+
+use crate::helpers::{Auth, access, settings, spawn};
+
+async fn start_tokenguard(port: u16) -> cg_service_kit::Application {
+    let storage = TestStorage::embedded();
+    let mut server = server_config();
+    server.cg_port = Some(port);
+    cg_tokenguard::startup::build(cg_tokenguard::config::Config {
+        server,
+        storage: storage.config.clone(),
+        tokenguard: Default::default(),
+    })
+    .await
+    .expect("start tokenguard")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn text_flows_through_tokenguard_and_survives_its_death() {
+    let guard = start_tokenguard(0).await;
+    let port = guard.port();
+    let handle = guard.handle();
+    let running = tokio::spawn(guard.run_until_stopped());
+
+    let storage = TestStorage::embedded();
+    let gw = spawn(
+        storage.config.clone(),
+        GatewaySettings {
+            tokenguard_url: Some(format!("http://127.0.0.1:{port}")),
+            circuit_breaker_cooldown_secs: Some(1.0),
+            ..settings()
+        },
+    )
+    .await;
+    let tokens = gw.sign_up("real@example.com").await;
+    let auth = Auth::Bearer(access(&tokens));
+    let body = json!({"service_type": "tokenguard", "payload": {"text": "hello world", "model": "gpt-4o"}});
+
+    let (status, answer) = gw.post("/api/v1/guards/process", auth, body.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["token_count"], 2);
+    assert_eq!(answer["data"]["encoding"], "o200k_base");
+
+    // Kill it: unreachable → 503; five failures open the circuit.
+    handle.stop(false).await;
+    let _ = running.await;
+    for _ in 0..5 {
+        let (status, e) = gw.post("/api/v1/guards/process", auth, body.clone()).await;
+        assert_eq!(
+            (status, e["error"]["code"].as_str()),
+            (503, Some("guard_unavailable")),
+            "{e}"
+        );
+    }
+    let (_, e) = gw.post("/api/v1/guards/process", auth, body.clone()).await;
+    assert_eq!(e["error"]["details"]["circuit"], "open", "{e}");
+
+    // Back on the same port: after the cooldown one probe closes the circuit.
+    let revived = start_tokenguard(port).await;
+    let _revived = tokio::spawn(revived.run_until_stopped());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, answer) = gw.post("/api/v1/guards/process", auth, body).await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, health) = gw.app.get_json("/health").await;
+    assert_eq!(health["circuit_breakers"]["tokenguard"]["state"], "closed");
+}
