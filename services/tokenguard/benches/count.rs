@@ -43,7 +43,9 @@ fn counting(c: &mut Criterion) {
     for encoding in Encoding::ALL {
         let tokens = encoding.count(&text);
         eprintln!("{encoding}: {tokens} tokens in {} bytes", text.len());
-        group.bench_function(encoding.name(), |b| b.iter(|| encoding.count(black_box(&text))));
+        group.bench_function(encoding.name(), |b| {
+            b.iter(|| encoding.count(black_box(&text)))
+        });
     }
     group.finish();
 
