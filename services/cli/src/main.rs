@@ -4,12 +4,16 @@
 //!   cache, local folder under `./data`), building them first when run from the source tree.
 //! - `migrate`: apply the database migrations to `DATABASE_URL` (and `HEALTHGUARD_DATABASE_URL`
 //!   when it names another database); `--check` only reports what is pending.
+//! - `eval`: measure a guard's detection on labelled data (`../shared/eval` formats).
+//! - `train`: fit a guard's learned component on the dev data, leaving the held-out rows out.
 //!
 //! Storage variables are those of `cg_storage::config`.
 
 #![expect(clippy::print_stdout, reason = "a command-line tool reports on stdout")]
 
+mod eval;
 mod migrate;
+mod train;
 mod up;
 
 use std::process::ExitCode;
@@ -33,6 +37,10 @@ enum Command {
     Up(up::UpArgs),
     /// Apply database migrations (DATABASE_URL, HEALTHGUARD_DATABASE_URL).
     Migrate(migrate::MigrateArgs),
+    /// Measure a guard's detection on a labelled JSON Lines file.
+    Eval(eval::EvalArgs),
+    /// Fit a guard's learned component on the dev data (held-out rows left out).
+    Train(train::TrainArgs),
 }
 
 #[tokio::main]
@@ -48,6 +56,8 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up(args) => up::run(args).await,
         Command::Migrate(args) => migrate::run(args).await,
+        Command::Eval(args) => eval::run(args).await,
+        Command::Train(args) => train::run(args).await,
     };
     match result {
         Ok(code) => code,

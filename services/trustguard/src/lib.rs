@@ -1,7 +1,10 @@
-//! TrustGuard: reliability of model output (grounding, overconfidence, contradictions).
+//! TrustGuard: how far model output can be trusted. Grounding of content against supplied context
+//! (claims, numbers, names the context does not support), overconfidence, hedging,
+//! self-contradiction, duplication and stub code, combined into one risk with its evidence.
 //!
-//! It uses the database (audit) and the cache (results); see [`config`] for its settings and [`startup`] for how it is assembled.
+//! Detection is pure and lives in [`analysis`]; see [`config`] for its settings.
 
+pub mod analysis;
 pub mod config;
 pub mod startup;
 
