@@ -39,6 +39,8 @@ pub enum GuardError {
 #[derive(Debug, Clone)]
 pub struct CallContext {
     pub request_id: String,
+    /// The caller's organisation (`X-Organization-ID`), for the guard's records.
+    pub organization_id: Option<String>,
     /// W3C `traceparent` (and `tracestate`) of the caller's span, when tracing is on.
     pub trace_headers: Vec<(String, String)>,
     pub deadline: Duration,

@@ -15,3 +15,5 @@ pub use kind::{GuardKind, UnknownGuard};
 pub const INTERNAL_TOKEN_HEADER: &str = "x-internal-token";
 /// Header carrying the request id across services.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Header carrying the caller's organisation from the gateway to a guard.
+pub const ORGANIZATION_HEADER: &str = "x-organization-id";

@@ -308,6 +308,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{DbTimestamp, DbUuid};
+
+    /// Partitioned by month on `created_at` in PostgreSQL (primary key `(id, created_at)`).
+    trustguard_audit_logs (id) {
+        id -> DbUuid,
+        created_at -> DbTimestamp,
+        organization_id -> Nullable<DbUuid>,
+        request_id -> Nullable<Text>,
+        validation_type -> Text,
+        task -> Nullable<Text>,
+        overall_score -> Double,
+        trust_score -> Double,
+        risk_level -> Text,
+        pattern_detections -> Jsonb,
+        evidence_counts -> Jsonb,
+        content_sha256 -> Text,
+        content_chars -> BigInt,
+        analyzed_text -> Nullable<Text>,
+        cached -> Bool,
+        processing_time_ms -> Double,
+    }
+}
+
 diesel::joinable!(organization_members -> organizations (organization_id));
 diesel::joinable!(organization_members -> users (user_id));
 diesel::joinable!(organization_invitations -> organizations (organization_id));
@@ -336,6 +361,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     biasguard_policy_violations,
     poisonguard_analysis_results,
     poisonguard_health_metrics,
+    trustguard_audit_logs,
 );
 
 /// Tables range-partitioned by month on `created_at` in PostgreSQL.
@@ -344,4 +370,5 @@ pub const PARTITIONED_TABLES: &[&str] = &[
     "biasguard_policy_violations",
     "poisonguard_analysis_results",
     "poisonguard_health_metrics",
+    "trustguard_audit_logs",
 ];

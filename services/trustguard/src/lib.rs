@@ -2,11 +2,14 @@
 //! (claims, numbers, names the context does not support), overconfidence, hedging,
 //! self-contradiction, duplication and stub code, combined into one risk with its evidence.
 //!
-//! Detection is pure and lives in [`analysis`]; see [`config`] for its settings.
+//! Detection is pure and lives in [`analysis`]; [`routes`] is the HTTP layer (internal token
+//! required), with a result cache and an audit record per validation; see [`config`].
 
 pub mod analysis;
 pub mod config;
+pub mod routes;
 pub mod startup;
+pub mod state;
 
 /// The service name in logs, metrics and `/health`.
 pub const SERVICE: &str = "trustguard";

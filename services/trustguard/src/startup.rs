@@ -1,10 +1,12 @@
 //! Assembling trustguard: its storage, then the HTTP server around it.
 
-use cg_service_kit::app::kit_routes_only;
+use actix_web::web;
 use cg_service_kit::{Application, ServiceSpec};
 use cg_storage::config::Needs;
 
 use crate::config::Config;
+use crate::routes;
+use crate::state::TrustState;
 use crate::{DEFAULT_PORT, SERVICE};
 
 /// What trustguard is at start-up.
@@ -21,5 +23,12 @@ pub const SPEC: ServiceSpec = ServiceSpec {
 
 /// Connect storage and bind the listener (`CG_PORT=0` picks a free port).
 pub async fn build(config: Config) -> anyhow::Result<Application> {
-    Application::build(&SPEC, &config.server, &config.storage, kit_routes_only).await
+    Application::build(&SPEC, &config.server, &config.storage, |storage, _| {
+        let state = web::Data::new(TrustState::new(storage, &config.trustguard)?);
+        Ok(move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(state.clone());
+            routes::configure(cfg);
+        })
+    })
+    .await
 }

@@ -13,6 +13,7 @@ pub mod organizations;
 pub mod sessions;
 pub mod subscription_tiers;
 pub mod subscriptions;
+pub mod trustguard_audit_logs;
 pub mod users;
 
 pub use api_keys::ApiKey;
@@ -23,4 +24,5 @@ pub use organizations::{NewOrganization, Organization, OrganizationUpdate};
 pub use sessions::{Rotation, Session};
 pub use subscription_tiers::SubscriptionTier;
 pub use subscriptions::Subscription;
+pub use trustguard_audit_logs::TrustAudit;
 pub use users::{NewUser, User, UserUpdate};

@@ -47,6 +47,7 @@ async fn migrations_create_every_column_of_the_schema() {
             biasguard_policy_violations,
             poisonguard_analysis_results,
             poisonguard_health_metrics,
+            trustguard_audit_logs,
         );
         // Applying again changes nothing.
         assert!(
@@ -56,7 +57,7 @@ async fn migrations_create_every_column_of_the_schema() {
         );
         assert_eq!(
             applied_migrations(&t.db).await.unwrap().len(),
-            2,
+            3,
             "{}",
             t.backend
         );

@@ -184,6 +184,7 @@ impl GuardRegistry {
         let guard = self.guard(kind);
         let ctx = CallContext {
             request_id: request_id.to_owned(),
+            organization_id: None,
             trace_headers: Vec::new(),
             deadline: HEALTH_TIMEOUT,
         };

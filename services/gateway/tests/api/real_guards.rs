@@ -73,3 +73,54 @@ async fn text_flows_through_tokenguard_and_survives_its_death() {
     let (_, health) = gw.app.get_json("/health").await;
     assert_eq!(health["circuit_breakers"]["tokenguard"]["state"], "closed");
 }
+
+/// TrustGuard's verdict reaches the caller through the gateway, with the organisation recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn trustguard_grounding_through_the_gateway() {
+    let guard_storage = TestStorage::embedded();
+    let guard = cg_trustguard::startup::build(cg_trustguard::config::Config {
+        server: server_config(),
+        storage: guard_storage.config.clone(),
+        trustguard: Default::default(),
+    })
+    .await
+    .expect("start trustguard");
+    let port = guard.port();
+    let _running = tokio::spawn(guard.run_until_stopped());
+
+    let storage = TestStorage::embedded();
+    let gw = spawn(
+        storage.config.clone(),
+        GatewaySettings {
+            trustguard_url: Some(format!("http://127.0.0.1:{port}")),
+            ..settings()
+        },
+    )
+    .await;
+    let tokens = gw.sign_up("trust@example.com").await;
+    let auth = Auth::Bearer(access(&tokens));
+    let context = "Marie Curie won the Nobel Prize in Physics in 1903 and in Chemistry in 1911.";
+    let (status, answer) = gw
+        .post(
+            "/api/v1/guards/process",
+            auth,
+            json!({"service_type": "trustguard", "payload": {"text": "She won the Nobel Prize in Medicine in 1921 in Oslo.", "context": context}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["risk_level"], "high", "{answer}");
+    assert!(
+        answer["recommendations"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty()),
+        "{answer}"
+    );
+    let (_, all) = gw
+        .post(
+            "/api/v1/guards/process",
+            auth,
+            json!({"services": ["trustguard"], "payload": {"text": "She won the Nobel Prize in Physics in 1903.", "context": context}}),
+        )
+        .await;
+    assert_eq!(all["data"]["verdict"], "allow", "{all}");
+}

@@ -149,7 +149,8 @@ pub fn measure(answer: &str, context: &str, question: &str) -> Grounding {
             });
         }
     }
-    evidence.sort_by_key(|e| e.span.start);
+    // A number or a name says more than "word" about the same span: keep the more specific one.
+    evidence.sort_by_key(|e| (e.span.start, e.kind == "word"));
     evidence.dedup_by(|a, b| a.span == b.span);
 
     let ctx_lower: Vec<&str> = context_words

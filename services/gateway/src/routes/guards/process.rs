@@ -230,6 +230,7 @@ pub async fn process(
     let payload = body.payload.as_object().cloned().unwrap_or_default();
     let ctx = CallContext {
         request_id: current_request_id(),
+        organization_id: Some(caller.organization_id.to_string()),
         trace_headers: outgoing_trace_headers(),
         deadline,
     };

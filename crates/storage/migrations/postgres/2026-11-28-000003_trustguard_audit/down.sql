@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS trustguard_audit_logs;
