@@ -56,28 +56,30 @@ impl TestApp {
         }
     }
 
-    /// `GET path` → status and JSON body (`Null` when the body is not JSON).
-    pub async fn get_json(&self, path: &str) -> (u16, Value) {
-        let resp = self
-            .client
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
             .get(format!("{}{path}", self.address))
             .send()
             .await
-            .expect("request");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+            .expect("request")
+    }
+
+    /// `GET path` → status and JSON body (`Null` when the body is not JSON).
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let resp = self.get(path).await;
+        (
+            resp.status().as_u16(),
+            resp.json().await.unwrap_or(Value::Null),
+        )
     }
 
     /// `GET path` → status and text body.
     pub async fn get_text(&self, path: &str) -> (u16, String) {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .expect("request");
-        let status = resp.status().as_u16();
-        (status, resp.text().await.unwrap_or_default())
+        let resp = self.get(path).await;
+        (
+            resp.status().as_u16(),
+            resp.text().await.unwrap_or_default(),
+        )
     }
 
     /// The checks every service passes: `/health` reports `service` healthy with exactly the

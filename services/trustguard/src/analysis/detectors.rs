@@ -105,7 +105,8 @@ fn phrase_hits(text: &str, phrases: &[&str], rule: &'static str) -> Vec<Span> {
     out
 }
 
-fn sentence_spans(text: &str) -> Vec<Range<usize>> {
+/// Sentence spans: up to and including `.`, `!`, `?` or a line break; blank pieces skipped.
+pub fn sentence_spans(text: &str) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     for (i, c) in text.char_indices() {

@@ -9,24 +9,6 @@ use serde_json::json;
 use super::ValidateRequest;
 use crate::analysis::{Input, detectors, grounding, validate};
 
-fn sentence_bounds(text: &str) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for (i, c) in text.char_indices() {
-        if matches!(c, '.' | '!' | '?' | '\n') {
-            let end = i + c.len_utf8();
-            if !text[start..end].trim().is_empty() {
-                out.push(start..end);
-            }
-            start = end;
-        }
-    }
-    if !text[start..].trim().is_empty() {
-        out.push(start..text.len());
-    }
-    out
-}
-
 pub async fn mitigate(body: web::Json<ValidateRequest>) -> Result<HttpResponse, ApiError> {
     let content = body.content()?.to_owned();
     let context = body.context.clone();
@@ -64,7 +46,7 @@ pub async fn mitigate(body: web::Json<ValidateRequest>) -> Result<HttpResponse, 
         }
         let mut kept = String::new();
         let mut removed = Vec::new();
-        for s in sentence_bounds(&content) {
+        for s in detectors::sentence_spans(&content) {
             let reason = flagged
                 .iter()
                 .find(|(f, _)| f.start < s.end && s.start < f.end)
