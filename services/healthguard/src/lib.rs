@@ -1,7 +1,10 @@
-//! HealthGuard (PoisonGuard): poisoning detection in samples, mitigation, reports and health metrics.
+//! HealthGuard (PoisonGuard): poisoning in training samples and prompts: hidden characters,
+//! homoglyphs, instructions hidden in data, backdoor triggers, relabelled near-duplicates and
+//! outliers, each with its evidence.
 //!
-//! It uses the database (`HEALTHGUARD_DATABASE_URL` when set); see [`config`] for its settings and [`startup`] for how it is assembled.
+//! Detection is pure and lives in [`analysis`]; see [`config`] for its settings.
 
+pub mod analysis;
 pub mod config;
 pub mod startup;
 

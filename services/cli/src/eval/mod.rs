@@ -6,6 +6,7 @@
 
 mod grounding;
 pub mod metrics;
+mod poison;
 
 pub use grounding::load as grounding_rows;
 
@@ -16,7 +17,7 @@ use anyhow::{Context, bail};
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
-    /// The guard: trustguard.
+    /// The guard: trustguard or healthguard.
     guard: String,
     /// A JSON Lines file in one of the formats of ../shared/eval.
     file: PathBuf,
@@ -73,7 +74,15 @@ pub async fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             let rows = grounding::load(&args.file)?;
             grounding::evaluate(&rows, args.split, &scorer).await?
         }
-        other => bail!("no evaluation for {other:?} yet; available: trustguard (grounding files)"),
+        "healthguard" => {
+            if args.url.is_some() {
+                bail!("--url is not supported for healthguard yet; run it in process");
+            }
+            poison::evaluate(&poison::load(&args.file)?, args.split)
+        }
+        other => bail!(
+            "no evaluation for {other:?} yet; available: trustguard (grounding), healthguard (poison)"
+        ),
     };
     print(&report);
     if let Some(path) = &args.json {
@@ -97,6 +106,28 @@ fn print(report: &serde_json::Value) {
         report["rows_per_second"].as_f64().unwrap_or(0.0),
         report["mb_per_second"].as_f64().unwrap_or(0.0),
     );
+    if report["format"] == "poison" {
+        let o = &report["overall"];
+        println!(
+            "  every sample: precision {} recall {} F1 {} FPR {}",
+            fmt(&o["precision"]),
+            fmt(&o["recall"]),
+            fmt(&o["f1"]),
+            fmt(&o["false_positive_rate"])
+        );
+        if let Some(kinds) = report["per_kind"].as_object() {
+            for (kind, m) in kinds {
+                println!(
+                    "  {kind:<22} support {:>4}  precision {} recall {} F1 {}  (flagged as any kind: {})",
+                    m["support"],
+                    fmt(&m["precision"]),
+                    fmt(&m["recall"]),
+                    fmt(&m["f1"]),
+                    fmt(&m["detected_as_any_kind"])
+                );
+            }
+        }
+    }
     if let Some(tasks) = report["tasks"].as_object() {
         for (task, t) in tasks {
             let b = &t["at_risk_0_5"];
