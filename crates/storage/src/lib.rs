@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod health;
 pub mod models;
+pub mod outbox;
 pub mod schema;
 pub mod sql_types;
 #[cfg(feature = "testing")]
@@ -22,6 +23,7 @@ pub use cache::Cache;
 pub use config::{Mode, Needs, StorageConfig};
 pub use db::{Conn, Db};
 pub use error::{Error, Result};
+pub use outbox::Outbox;
 
 use config::ResolvedStorage;
 

@@ -684,3 +684,157 @@ impl RedisCluster {
             .expect("connect the test cluster")
     }
 }
+
+/// One PostgreSQL server owned by a test (its own `initdb` cluster on a free port in a temporary
+/// folder), which the test may stop and start again to see what happens. Run as the `postgres`
+/// user when the tests run as root (PostgreSQL refuses root). Migrated on start.
+#[derive(Debug)]
+pub struct PostgresServer {
+    /// `postgres://postgres@127.0.0.1:port/postgres`
+    pub url: String,
+    bin: std::path::PathBuf,
+    port: u16,
+    running: bool,
+    dir: TempDir,
+}
+
+fn postgres_bin_dir() -> Option<std::path::PathBuf> {
+    let mut found: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|bin| bin.join("initdb").is_file() && bin.join("pg_ctl").is_file())
+        .collect();
+    found.sort();
+    let bin = found.pop().or_else(|| {
+        let out = std::process::Command::new("pg_config")
+            .arg("--bindir")
+            .output()
+            .ok()?;
+        let bin = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        bin.join("initdb").is_file().then_some(bin)
+    });
+    assert!(
+        bin.is_some() || !backends_required(),
+        "PostgreSQL's initdb/pg_ctl are not installed but CG_TEST_REQUIRE_BACKENDS=1"
+    );
+    bin
+}
+
+fn running_as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+impl PostgresServer {
+    /// Create, start and migrate it, or `None` when PostgreSQL is not installed (a failure when
+    /// backends are required).
+    pub async fn start() -> Option<Self> {
+        let bin = postgres_bin_dir()?;
+        let dir = tempfile::tempdir().expect("temp dir");
+        if running_as_root() {
+            let chowned = std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(chowned.success(), "chown the PostgreSQL test folder");
+        }
+        let port = free_port();
+        let mut server = Self {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            bin,
+            port,
+            running: false,
+            dir,
+        };
+        let data = server.dir.path().join("data");
+        let mut initdb = server.command("initdb");
+        initdb.arg("-D").arg(&data).args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]);
+        let out = initdb.output().expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        server.resume().await;
+        let db = Db::connect(&pg_target(&server.url)).await.expect("connect");
+        db.run_migrations().await.expect("migrate");
+        Some(server)
+    }
+
+    fn command(&self, tool: &str) -> std::process::Command {
+        let path = self.bin.join(tool);
+        if running_as_root() {
+            let mut cmd = std::process::Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(path);
+            cmd
+        } else {
+            std::process::Command::new(path)
+        }
+    }
+
+    /// Start it again after [`PostgresServer::stop`] (same data, same port) and wait until it
+    /// accepts connections.
+    pub async fn resume(&mut self) {
+        let data = self.dir.path().join("data");
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(self.dir.path().join("log"))
+            .args(["-w", "-o", &options, "start"])
+            .output()
+            .expect("run pg_ctl start");
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.running = true;
+        for _ in 0..100 {
+            if AsyncPgConnection::establish(&self.url).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the PostgreSQL test server did not accept connections");
+    }
+
+    /// Stop it at once, as a crash would (`pg_ctl stop -m immediate`).
+    pub fn stop(&mut self) {
+        if !self.running {
+            return;
+        }
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+        self.running = false;
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -204,7 +204,7 @@ impl Conn<'_> {
         }
     }
 
-    async fn begin(&mut self) -> diesel::QueryResult<()> {
+    pub(crate) async fn begin(&mut self) -> diesel::QueryResult<()> {
         match self {
             Self::Postgres(c) => {
                 <AsyncPgConnection as AsyncConnection>::TransactionManager::begin_transaction(
@@ -221,7 +221,7 @@ impl Conn<'_> {
         }
     }
 
-    async fn commit(&mut self) -> diesel::QueryResult<()> {
+    pub(crate) async fn commit(&mut self) -> diesel::QueryResult<()> {
         match self {
             Self::Postgres(c) => {
                 <AsyncPgConnection as AsyncConnection>::TransactionManager::commit_transaction(
@@ -238,7 +238,7 @@ impl Conn<'_> {
         }
     }
 
-    async fn rollback(&mut self) -> diesel::QueryResult<()> {
+    pub(crate) async fn rollback(&mut self) -> diesel::QueryResult<()> {
         match self {
             Self::Postgres(c) => {
                 <AsyncPgConnection as AsyncConnection>::TransactionManager::rollback_transaction(

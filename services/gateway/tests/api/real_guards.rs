@@ -9,7 +9,7 @@ use cg_service_kit::testing::server_config;
 use cg_storage::testing::TestStorage;
 use serde_json::json;
 
-use crate::helpers::{Auth, access, settings, spawn};
+use crate::helpers::{Auth, access, set_tier, settings, spawn};
 
 async fn start_tokenguard(port: u16) -> cg_service_kit::Application {
     let storage = TestStorage::embedded();
@@ -123,4 +123,79 @@ async fn trustguard_grounding_through_the_gateway() {
         )
         .await;
     assert_eq!(all["data"]["verdict"], "allow", "{all}");
+}
+
+/// A training sample with hidden characters is flagged by HealthGuard through the gateway, and
+/// the result is stored under the caller's organisation.
+#[tokio::test(flavor = "multi_thread")]
+async fn healthguard_flags_poisoned_samples_through_the_gateway() {
+    let guard_storage = TestStorage::embedded();
+    let guard = cg_healthguard::startup::build(cg_healthguard::config::Config {
+        server: server_config(),
+        storage: guard_storage.config.clone().for_healthguard(),
+        healthguard: Default::default(),
+    })
+    .await
+    .expect("start healthguard");
+    let port = guard.port();
+    let _running = tokio::spawn(guard.run_until_stopped());
+
+    let storage = TestStorage::embedded();
+    let gw = spawn(
+        storage.config.clone(),
+        GatewaySettings {
+            healthguard_url: Some(format!("http://127.0.0.1:{port}")),
+            ..settings()
+        },
+    )
+    .await;
+    let tokens = gw.sign_up("health@example.com").await;
+    let auth = Auth::Bearer(access(&tokens));
+    let (_, org) = gw.get("/api/v1/organizations/current", auth).await;
+    set_tier(&storage.config, org["id"].as_str().unwrap(), "pro").await;
+    let (status, answer) = gw
+        .post(
+            "/api/v1/guards/process",
+            auth,
+            json!({"service_type": "healthguard", "payload": {"text": "Great product, would buy again.\u{200B}\u{200C}\u{200B}"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["data"]["results"][0]["is_poisoned"], true,
+        "{answer}"
+    );
+    assert_eq!(
+        answer["data"]["results"][0]["kind"], "zero_width",
+        "{answer}"
+    );
+    let (_, clean) = gw
+        .post(
+            "/api/v1/guards/process",
+            auth,
+            json!({"services": ["healthguard"], "payload": {"samples": [{"id": "a", "content": "The museum opens at nine."}]}}),
+        )
+        .await;
+    assert_eq!(clean["data"]["verdict"], "allow", "{clean}");
+
+    let db = cg_storage::Db::connect(
+        &guard_storage
+            .config
+            .clone()
+            .for_healthguard()
+            .resolve(cg_storage::Needs {
+                database: true,
+                cache: false,
+                blobs: false,
+            })
+            .expect("config")
+            .database
+            .expect("database"),
+    )
+    .await
+    .expect("connect");
+    let stored = cg_storage::models::PoisonResult::count(&mut db.get().await.expect("conn").conn())
+        .await
+        .expect("count");
+    assert_eq!(stored, 2);
 }

@@ -1,3 +1,7 @@
 //! healthguard API tests: one binary, one module per concern.
 
+#![expect(clippy::expect_used, clippy::unwrap_used, reason = "tests fail loudly")]
+
 mod health;
+mod outage;
+mod routes;
