@@ -2,6 +2,7 @@
 //!
 //! It uses the cache for memory (`CONTEXTGUARD_*` variables); see [`config`] for its settings and [`startup`] for how it is assembled.
 
+pub mod analysis;
 pub mod config;
 pub mod startup;
 
