@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{GuardKind, INTERNAL_TOKEN_HEADER, REQUEST_ID_HEADER};
+use crate::{GuardKind, INTERNAL_TOKEN_HEADER, ORGANIZATION_HEADER, REQUEST_ID_HEADER};
 
 /// Idle keep-alive connections kept per guard host.
 const POOL_IDLE_PER_HOST: usize = 64;
@@ -107,6 +107,9 @@ impl GuardClient {
         let mut req = req
             .timeout(ctx.deadline)
             .header(REQUEST_ID_HEADER, &ctx.request_id);
+        if let Some(org) = &ctx.organization_id {
+            req = req.header(ORGANIZATION_HEADER, org);
+        }
         for (name, value) in &ctx.trace_headers {
             req = req.header(name, value);
         }

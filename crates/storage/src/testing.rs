@@ -472,6 +472,11 @@ impl TestStorage {
             ("DB_POOL_MAX_SIZE", "4".to_owned()),
             ("REDIS_URL", redis),
             ("CACHE_KEY_PREFIX", format!("{}:", unique("cgtest:"))),
+            // ContextGuard's memory has a prefix of its own.
+            (
+                "CONTEXTGUARD_KEY_PREFIX",
+                format!("{}:", unique("cgtest-context:")),
+            ),
             ("S3_ENABLED", "true".to_owned()),
             ("S3_BUCKET_NAME", bucket),
             ("S3_REGION", s3.region.clone()),
@@ -546,7 +551,14 @@ fn redis_installed() -> bool {
 
 /// Start one `redis-server` on a free port, keeping nothing on disk beyond `dir`.
 fn spawn_redis(dir: &std::path::Path, cluster: bool) -> (std::process::Child, String) {
-    let port = free_port();
+    spawn_redis_on(dir, cluster, free_port())
+}
+
+fn spawn_redis_on(
+    dir: &std::path::Path,
+    cluster: bool,
+    port: u16,
+) -> (std::process::Child, String) {
     std::fs::create_dir_all(dir).expect("node dir");
     let mut cmd = std::process::Command::new("redis-server");
     cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -607,6 +619,22 @@ impl RedisServer {
             child: Some(child),
             _dir: dir,
         })
+    }
+
+    /// Start it again after [`RedisServer::stop`], on the same port, empty (nothing is
+    /// persisted), and wait until it answers.
+    pub async fn resume(&mut self) {
+        self.stop();
+        let port: u16 = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .expect("port of the test Redis");
+        let (child, node) = spawn_redis_on(self._dir.path(), false, port);
+        wait_for_redis(&node, "PING", "PONG").await;
+        self.child = Some(child);
     }
 
     /// Kill the server (as a crash would).

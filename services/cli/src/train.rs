@@ -20,11 +20,12 @@ const ITERATIONS: usize = 3000;
 pub struct TrainArgs {
     /// The guard: trustguard.
     guard: String,
-    /// trustguard: the folder with halueval_{qa,dialogue,summarization}_dev.jsonl; healthguard:
-    /// the eval folder (injection/ and grounding/ inside).
+    /// trustguard: the folder with halueval_{qa,dialogue,summarization}_dev.jsonl; healthguard and
+    /// contextguard: the eval folder (injection/, grounding/ and drift/ inside).
     #[arg(long, default_value = "../shared/eval/grounding")]
     data: PathBuf,
-    /// Where to write the model (default: the guard's shipped file).
+    /// Where to write the model (default: the guard's shipped file; for contextguard a folder,
+    /// default services/contextguard/model).
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -33,7 +34,10 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     match args.guard.as_str() {
         "trustguard" => {}
         "healthguard" => return train_instruction_model(&args),
-        other => bail!("no trainable model for {other:?}; available: trustguard, healthguard"),
+        "contextguard" => return train_drift_model(&args),
+        other => bail!(
+            "no trainable model for {other:?}; available: trustguard, healthguard, contextguard"
+        ),
     }
     let mut models = BTreeMap::new();
     for task in Task::ALL {
@@ -143,5 +147,128 @@ fn train_instruction_model(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from("services/healthguard/model/instruction.bin"));
     std::fs::write(&out, model.to_bytes()).with_context(|| format!("writing {}", out.display()))?;
     println!("wrote {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// L2 penalty and iterations of ContextGuard's drift model; the topic decay its features use.
+const DRIFT_L2: f64 = 1e-3;
+const DRIFT_ITERATIONS: usize = 3000;
+const DRIFT_DECAY: f64 = 0.7;
+
+/// ContextGuard's lexicon and drift model. The lexicon (word rarity and LSA word vectors) is fitted
+/// on the HaluEval summarisation articles that no drift conversation quotes, plus the QA
+/// knowledge passages; never on the drift conversations. The drift model is fitted, and its
+/// threshold tuned, on the drift conversations whose id ends in an even number; odd ones are
+/// held out for `codeguardians eval contextguard`.
+fn train_drift_model(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    use cg_contextguard::analysis::lexicon::{FitSettings, Lexicon};
+    use cg_contextguard::analysis::model::is_held_out;
+    use cg_contextguard::analysis::training::{Conversation, fit, unquoted};
+
+    let root = if args.data.ends_with("grounding") {
+        args.data.parent().map(PathBuf::from).unwrap_or_default()
+    } else {
+        args.data.clone()
+    };
+    let read_rows = |path: PathBuf| -> anyhow::Result<Vec<serde_json::Value>> {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).with_context(|| format!("in {}", path.display())))
+            .collect()
+    };
+    let drift = read_rows(root.join("drift").join("conversations_dev.jsonl"))?;
+    let text_of = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+    let mut conversations: Vec<(String, Vec<String>, Option<usize>)> = Vec::new();
+    for row in &drift {
+        let turns: Vec<String> = row["turns"]
+            .as_array()
+            .map(|a| a.iter().filter_map(text_of).collect())
+            .unwrap_or_default();
+        let drift_at = row["drift_at"]
+            .as_u64()
+            .and_then(|d| usize::try_from(d).ok());
+        conversations.push((row["id"].as_str().unwrap_or("").to_owned(), turns, drift_at));
+    }
+    // Every turn of every conversation (held out or not) marks its article as off limits.
+    let quotes: Vec<&str> = conversations
+        .iter()
+        .flat_map(|c| c.1.iter().map(String::as_str))
+        .collect();
+
+    let mut seen = std::collections::HashSet::new();
+    let news_rows = grounding_rows(
+        &root
+            .join("grounding")
+            .join("halueval_summarization_dev.jsonl"),
+    )?;
+    let news: Vec<&str> = news_rows
+        .iter()
+        .map(|r| r.context.as_str())
+        .filter(|c| seen.insert(*c))
+        .collect();
+    let mut documents = unquoted(&news, &quotes);
+    let unquoted_news = documents.len();
+    let qa_rows = grounding_rows(&root.join("grounding").join("halueval_qa_dev.jsonl"))?;
+    documents.extend(
+        qa_rows
+            .iter()
+            .map(|r| r.context.as_str())
+            .filter(|c| seen.insert(*c)),
+    );
+    println!(
+        "contextguard: lexicon from {unquoted_news} of {} news articles (the rest are quoted by drift conversations) and {} QA passages",
+        news.len(),
+        documents.len() - unquoted_news
+    );
+    let lexicon = Lexicon::fit(&documents, &FitSettings::default());
+    let (words, with_vectors) = lexicon.len();
+    println!("contextguard: {words} words, {with_vectors} with vectors");
+
+    let training: Vec<Conversation<'_>> = conversations
+        .iter()
+        .filter(|c| !is_held_out(&c.0))
+        .map(|c| Conversation {
+            turns: c.1.iter().map(String::as_str).collect(),
+            drift_at: c.2,
+        })
+        .collect();
+    if training.is_empty() {
+        bail!(
+            "no training conversations in {}",
+            root.join("drift").display()
+        );
+    }
+    let (mut model, tuned) = fit(&training, &lexicon, DRIFT_DECAY, DRIFT_L2, DRIFT_ITERATIONS);
+    model.provenance = format!(
+        "Fitted by `codeguardians train contextguard` on the {} drift conversations of drift/conversations_dev.jsonl whose id ends in an even number (odd ones held out); threshold tuned on them for conversation F1 plus exact-turn rate",
+        training.len()
+    );
+    println!(
+        "contextguard: {} training conversations; threshold {:.2}: precision {:.3} recall {:.3} F1 {:.3} FPR {:.3} exact turn {:.3} (training set)",
+        training.len(),
+        tuned.threshold,
+        tuned.precision,
+        tuned.recall,
+        tuned.f1,
+        tuned.false_positive_rate,
+        tuned.exact_turn
+    );
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("services/contextguard/model"));
+    let lexicon_path = out.join("lexicon.bin");
+    std::fs::write(&lexicon_path, lexicon.to_bytes())
+        .with_context(|| format!("writing {}", lexicon_path.display()))?;
+    let model_path = out.join("drift.json");
+    std::fs::write(&model_path, serde_json::to_string_pretty(&model)? + "\n")
+        .with_context(|| format!("writing {}", model_path.display()))?;
+    println!(
+        "wrote {} and {}",
+        lexicon_path.display(),
+        model_path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

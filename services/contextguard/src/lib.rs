@@ -4,7 +4,11 @@
 
 pub mod analysis;
 pub mod config;
+pub mod retrieval;
+pub mod routes;
 pub mod startup;
+pub mod state;
+pub mod store;
 
 /// The service name in logs, metrics and `/health`.
 pub const SERVICE: &str = "contextguard";

@@ -2,8 +2,10 @@
 //! `../shared/eval`), in process or against a running guard (`--url`), and print precision, recall,
 //! F1, false-positive rate, AUROC, pairwise accuracy where the data has pairs, and throughput.
 //!
-//! Formats land with their guards; today: `grounding` (HaluEval) through TrustGuard.
+//! Formats land with their guards; today: `grounding` (HaluEval) through TrustGuard, `poison`
+//! batches through HealthGuard, `drift` conversations through ContextGuard.
 
+mod drift;
 mod grounding;
 pub mod metrics;
 mod poison;
@@ -17,7 +19,7 @@ use anyhow::{Context, bail};
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
-    /// The guard: trustguard or healthguard.
+    /// The guard: trustguard, healthguard or contextguard.
     guard: String,
     /// A JSON Lines file in one of the formats of ../shared/eval.
     file: PathBuf,
@@ -80,8 +82,14 @@ pub async fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             }
             poison::evaluate(&poison::load(&args.file)?, args.split)
         }
+        "contextguard" => {
+            if args.url.is_some() {
+                bail!("--url is not supported for contextguard yet; run it in process");
+            }
+            drift::evaluate(&drift::load(&args.file)?, args.split)
+        }
         other => bail!(
-            "no evaluation for {other:?} yet; available: trustguard (grounding), healthguard (poison)"
+            "no evaluation for {other:?} yet; available: trustguard (grounding), healthguard (poison), contextguard (drift)"
         ),
     };
     print(&report);
@@ -106,6 +114,9 @@ fn print(report: &serde_json::Value) {
         report["rows_per_second"].as_f64().unwrap_or(0.0),
         report["mb_per_second"].as_f64().unwrap_or(0.0),
     );
+    if report["format"] == "drift" {
+        drift::print(report, fmt);
+    }
     if report["format"] == "poison" {
         let o = &report["overall"];
         println!(

@@ -9,6 +9,7 @@ async fn serves_health_and_metrics_on_every_storage_mode() {
         let config = Config {
             server: server_config(),
             storage: storage.config.clone().for_contextguard(),
+            contextguard: Default::default(),
         };
         let app = startup::build(config).await.expect("build");
         let app = TestApp::spawn(app.port(), app.run_until_stopped());

@@ -1,3 +1,10 @@
 //! contextguard API tests: one binary, one module per concern.
 
+#![expect(clippy::expect_used, clippy::unwrap_used, reason = "tests fail loudly")]
+
+mod conversation;
 mod health;
+mod helpers;
+mod memory;
+mod outage;
+mod shared;

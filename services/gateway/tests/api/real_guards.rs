@@ -199,3 +199,66 @@ async fn healthguard_flags_poisoned_samples_through_the_gateway() {
         .expect("count");
     assert_eq!(stored, 2);
 }
+
+/// Conversation turns reach ContextGuard through the gateway, kept per organisation: the drift of
+/// an off-topic turn shows in the answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn contextguard_conversation_through_the_gateway() {
+    let guard_storage = TestStorage::embedded();
+    let guard = cg_contextguard::startup::build(cg_contextguard::config::Config {
+        server: server_config(),
+        storage: guard_storage.config.clone().for_contextguard(),
+        contextguard: Default::default(),
+    })
+    .await
+    .expect("start contextguard");
+    let port = guard.port();
+    let _running = tokio::spawn(guard.run_until_stopped());
+
+    let storage = TestStorage::embedded();
+    let gw = spawn(
+        storage.config.clone(),
+        GatewaySettings {
+            contextguard_url: Some(format!("http://127.0.0.1:{port}")),
+            ..settings()
+        },
+    )
+    .await;
+    let tokens = gw.sign_up("context@example.com").await;
+    let auth = Auth::Bearer(access(&tokens));
+    let (_, org) = gw.get("/api/v1/organizations/current", auth).await;
+    set_tier(&storage.config, org["id"].as_str().unwrap(), "pro").await;
+    let turns = [
+        "The city council approved the new tram line to the harbour district.",
+        "Construction of the harbour tram line starts in March and the council expects it to take two years.",
+        "Whisk the eggs with sugar, fold in the flour and bake the sponge cake for twenty-five minutes.",
+    ];
+    let mut last = serde_json::Value::Null;
+    for text in turns {
+        let (status, answer) = gw
+            .post(
+                "/api/v1/guards/process",
+                auth,
+                json!({"service_type": "contextguard", "payload": {"text": text, "session_id": "trip-1"}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        last = answer;
+    }
+    assert_eq!(last["data"]["session_turns"], 3, "{last}");
+    assert_eq!(last["data"]["drift_detected"], true, "{last}");
+
+    // Another organisation's caller starts from nothing under the same session id.
+    let other = gw.sign_up("elsewhere@example.com").await;
+    let other_auth = Auth::Bearer(access(&other));
+    let (_, other_org) = gw.get("/api/v1/organizations/current", other_auth).await;
+    set_tier(&storage.config, other_org["id"].as_str().unwrap(), "pro").await;
+    let (_, theirs) = gw
+        .post(
+            "/api/v1/guards/process",
+            other_auth,
+            json!({"service_type": "contextguard", "payload": {"text": turns[0], "session_id": "trip-1"}}),
+        )
+        .await;
+    assert_eq!(theirs["data"]["session_turns"], 1, "{theirs}");
+}
