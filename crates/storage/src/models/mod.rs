@@ -6,6 +6,7 @@
 //! storage tests exercise.
 
 pub mod api_keys;
+pub mod biasguard;
 pub mod biasguard_audit_logs;
 pub mod organization_invitations;
 pub mod organization_members;
@@ -18,6 +19,7 @@ pub mod trustguard_audit_logs;
 pub mod users;
 
 pub use api_keys::ApiKey;
+pub use biasguard::{Policy, PolicyChanges, Violation, ViolationFilter};
 pub use biasguard_audit_logs::{AuditLog, NewAuditLog};
 pub use organization_invitations::Invitation;
 pub use organization_members::{Member, NewMember, Role};

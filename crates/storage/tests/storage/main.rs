@@ -7,6 +7,7 @@
     reason = "tests fail loudly; helpers outside #[test] count too"
 )]
 
+mod biasguard;
 mod blobs;
 mod cache;
 mod database;
