@@ -4,6 +4,7 @@
 //! trace context on every call). Each guard's request and response types join this crate with
 //! the guard.
 
+pub mod biasguard;
 mod client;
 mod kind;
 pub mod tokenguard;

@@ -2,6 +2,7 @@
 //!
 //! It uses the database (policies, audit, violations) and the cache; see [`config`] for its settings and [`startup`] for how it is assembled.
 
+pub mod analysis;
 pub mod config;
 pub mod startup;
 

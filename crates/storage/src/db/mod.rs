@@ -9,6 +9,7 @@
 
 mod migrate;
 mod pool;
+mod retention;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use crate::config::{DatabaseTarget, Mode};
 use crate::error::{Error, Result};
 
 pub use migrate::{applied_migrations, ensure_partitions, pending_migrations};
+pub use retention::{Removed, apply_retention};
 
 /// The embedded database connection: diesel's synchronous SQLite connection, each query run on
 /// the blocking pool of the calling runtime by [`BlockingPool`].

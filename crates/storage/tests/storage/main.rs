@@ -11,3 +11,4 @@ mod biasguard;
 mod blobs;
 mod cache;
 mod database;
+mod retention;

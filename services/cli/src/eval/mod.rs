@@ -3,13 +3,16 @@
 //! F1, false-positive rate, AUROC, pairwise accuracy where the data has pairs, and throughput.
 //!
 //! Formats land with their guards; today: `grounding` (HaluEval) through TrustGuard, `poison`
-//! batches through HealthGuard, `drift` conversations through ContextGuard.
+//! batches through HealthGuard, `drift` conversations through ContextGuard, `bias` (RedditBias,
+//! CrowS-Pairs) through BiasGuard.
 
+mod bias;
 mod drift;
 mod grounding;
 pub mod metrics;
 mod poison;
 
+pub use bias::{labelled_texts as bias_texts, pairs as bias_pairs};
 pub use grounding::load as grounding_rows;
 
 use std::path::PathBuf;
@@ -19,7 +22,7 @@ use anyhow::{Context, bail};
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
-    /// The guard: trustguard, healthguard or contextguard.
+    /// The guard: trustguard, healthguard, contextguard or biasguard.
     guard: String,
     /// A JSON Lines file in one of the formats of ../shared/eval.
     file: PathBuf,
@@ -88,8 +91,14 @@ pub async fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             }
             drift::evaluate(&drift::load(&args.file)?, args.split)
         }
+        "biasguard" => {
+            if args.url.is_some() {
+                bail!("--url is not supported for biasguard yet; run it in process");
+            }
+            bias::evaluate(&bias::load(&args.file)?, args.split)
+        }
         other => bail!(
-            "no evaluation for {other:?} yet; available: trustguard (grounding), healthguard (poison), contextguard (drift)"
+            "no evaluation for {other:?} yet; available: trustguard (grounding), healthguard (poison), contextguard (drift), biasguard (bias)"
         ),
     };
     print(&report);
@@ -114,6 +123,9 @@ fn print(report: &serde_json::Value) {
         report["rows_per_second"].as_f64().unwrap_or(0.0),
         report["mb_per_second"].as_f64().unwrap_or(0.0),
     );
+    if report["format"] == "redditbias" || report["format"] == "crows_pairs" {
+        bias::print(report, fmt);
+    }
     if report["format"] == "drift" {
         drift::print(report, fmt);
     }
