@@ -4,6 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The cache channel the gateway announces a changed policy set on (the organisation id as the
+/// message), so every BiasGuard replica drops its cached copy at once.
+pub const POLICIES_CHANNEL: &str = "biasguard:policies";
+
 /// The bias types an analysis reports (BiasGuard's `BiasType`, by serde name).
 pub const BIAS_TYPES: [&str; 7] = [
     "hostility",

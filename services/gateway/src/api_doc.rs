@@ -148,7 +148,10 @@ fn error_responses(e: &Endpoint) -> Vec<(u16, &'static str)> {
     if e.path.contains('{') || e.access == Access::Caller {
         out.push((404, "not found (or another organisation's)"));
     }
-    if e.method == HttpMethod::Post || e.method == HttpMethod::Put {
+    if matches!(
+        e.method,
+        HttpMethod::Post | HttpMethod::Put | HttpMethod::Patch
+    ) {
         out.push((409, "conflicts with existing state"));
     }
     if e.path.starts_with("/api/v1/guards/process") || e.path.starts_with("/api/v1/guards/scan") {

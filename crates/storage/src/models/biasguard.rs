@@ -237,20 +237,22 @@ impl Violation {
         })?)
     }
 
-    /// Mark resolved with notes; `None` when the organisation has no such violation.
+    /// Mark resolved with notes, once: only an unresolved row changes, so of two concurrent
+    /// resolutions exactly one wins.
     pub async fn resolve(
         conn: &mut Conn<'_>,
         organization_id: Id,
         id: Id,
         by: Id,
         notes: &str,
-    ) -> Result<Option<Self>> {
+    ) -> Result<Resolution> {
         let now = Timestamp::now();
         let updated = crate::with_conn!(conn, |c| {
             diesel::update(
                 biasguard_policy_violations::table
                     .filter(biasguard_policy_violations::organization_id.eq(organization_id))
-                    .filter(biasguard_policy_violations::id.eq(id)),
+                    .filter(biasguard_policy_violations::id.eq(id))
+                    .filter(biasguard_policy_violations::resolved.eq(false)),
             )
             .set((
                 biasguard_policy_violations::resolved.eq(true),
@@ -261,9 +263,18 @@ impl Violation {
             .execute(c)
             .await
         })?;
-        if updated == 0 {
-            return Ok(None);
-        }
-        Self::find(conn, organization_id, id).await
+        Ok(match Self::find(conn, organization_id, id).await? {
+            None => Resolution::NotFound,
+            Some(v) if updated == 0 => Resolution::AlreadyResolved(v),
+            Some(v) => Resolution::Resolved(v),
+        })
     }
+}
+
+/// What [`Violation::resolve`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolution {
+    Resolved(Violation),
+    AlreadyResolved(Violation),
+    NotFound,
 }

@@ -19,7 +19,7 @@ pub mod trustguard_audit_logs;
 pub mod users;
 
 pub use api_keys::ApiKey;
-pub use biasguard::{Policy, PolicyChanges, Violation, ViolationFilter};
+pub use biasguard::{Policy, PolicyChanges, Resolution, Violation, ViolationFilter};
 pub use biasguard_audit_logs::{AuditLog, NewAuditLog};
 pub use organization_invitations::Invitation;
 pub use organization_members::{Member, NewMember, Role};

@@ -1,6 +1,6 @@
 use cg_storage::Error;
 use cg_storage::models::{
-    NewOrganization, NewUser, Policy, PolicyChanges, Violation, ViolationFilter,
+    NewOrganization, NewUser, Policy, PolicyChanges, Resolution, Violation, ViolationFilter,
 };
 use cg_storage::sql_types::{Id, Timestamp};
 use cg_storage::testing::TestDb;
@@ -155,18 +155,29 @@ async fn policies_and_violations_stay_within_their_organisation() {
             .unwrap();
         assert_eq!((page.len(), total), (1, 2), "{b}");
 
-        assert!(
+        assert_eq!(
             Violation::resolve(conn, other.id, high.id, owner.id, "no")
                 .await
-                .unwrap()
-                .is_none(),
+                .unwrap(),
+            Resolution::NotFound,
             "{b}"
         );
-        let resolved =
+        let Resolution::Resolved(resolved) =
             Violation::resolve(conn, org.id, high.id, owner.id, "rewritten and re-checked")
                 .await
                 .unwrap()
-                .unwrap();
+        else {
+            panic!("{b}: not resolved");
+        };
+        // Once only: a second resolution changes nothing.
+        let Resolution::AlreadyResolved(again) =
+            Violation::resolve(conn, org.id, high.id, owner.id, "again")
+                .await
+                .unwrap()
+        else {
+            panic!("{b}: resolved twice");
+        };
+        assert_eq!(again, resolved, "{b}");
         assert!(resolved.resolved && resolved.resolved_at.is_some(), "{b}");
         assert_eq!(
             resolved.resolution_notes.as_deref(),

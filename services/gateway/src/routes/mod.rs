@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod biasguard;
 pub mod guards;
 pub mod organizations;
 pub mod subscriptions;
@@ -21,6 +22,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         api_keys::endpoints(),
         subscriptions::endpoints(),
         guards::endpoints(),
+        biasguard::endpoints(),
     ]
     .into_iter()
     .flatten()

@@ -8,6 +8,7 @@
 
 mod api_keys;
 mod auth;
+mod biasguard_admin;
 mod guards;
 mod health;
 mod helpers;
