@@ -5,7 +5,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use cg_storage::Storage;
+use cg_storage::{Outbox, Storage};
 use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -60,6 +60,39 @@ impl Readiness for StorageReadiness {
 
     fn refresh_metrics(&self) {
         self.storage.record_pool_metrics();
+    }
+}
+
+/// Readiness of a service whose records fall back to a local [`Outbox`] while the database is
+/// away: still ready (degraded) when the outbox works, degraded while it holds records, and its
+/// depth in the report.
+#[derive(Debug, Clone)]
+pub struct OutboxReadiness {
+    pub storage: StorageReadiness,
+    pub outbox: Outbox,
+}
+
+impl Readiness for OutboxReadiness {
+    fn check(&self) -> BoxFuture<'_, HealthReport> {
+        Box::pin(async move {
+            let mut report = self.storage.check().await;
+            let depth = self.outbox.depth().await;
+            if !report.ready && depth.is_ok() {
+                report.ready = true;
+                report.degraded = true;
+            }
+            if depth.as_ref().is_ok_and(|d| *d > 0) {
+                report.degraded = true;
+            }
+            report
+                .extra
+                .insert("outbox_depth".into(), serde_json::json!(depth.ok()));
+            report
+        })
+    }
+
+    fn refresh_metrics(&self) {
+        self.storage.refresh_metrics();
     }
 }
 

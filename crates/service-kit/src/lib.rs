@@ -19,5 +19,5 @@ pub mod testing;
 pub use app::{Application, ServiceSpec};
 pub use config::ServerConfig;
 pub use error::{ApiError, ErrorBody};
-pub use health::{HealthReport, Readiness, StorageReadiness};
+pub use health::{HealthReport, OutboxReadiness, Readiness, StorageReadiness};
 pub use server::{Kit, ServiceServer};

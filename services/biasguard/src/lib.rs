@@ -4,7 +4,10 @@
 
 pub mod analysis;
 pub mod config;
+pub mod policy;
+pub mod routes;
 pub mod startup;
+pub mod state;
 
 /// The service name in logs, metrics and `/health`.
 pub const SERVICE: &str = "biasguard";

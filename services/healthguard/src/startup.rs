@@ -6,11 +6,9 @@ use std::sync::atomic::AtomicI64;
 use std::time::Instant;
 
 use actix_web::web;
-use cg_service_kit::health::HealthReport;
-use cg_service_kit::{Application, Readiness, ServiceSpec, StorageReadiness};
+use cg_service_kit::{Application, OutboxReadiness, ServiceSpec, StorageReadiness};
 use cg_storage::Outbox;
 use cg_storage::config::Needs;
-use futures::future::BoxFuture;
 
 use crate::config::Config;
 use crate::routes;
@@ -72,35 +70,4 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         },
     )
     .await
-}
-
-/// The database may be away while the outbox keeps records: ready but degraded.
-struct OutboxReadiness {
-    storage: StorageReadiness,
-    outbox: Outbox,
-}
-
-impl Readiness for OutboxReadiness {
-    fn check(&self) -> BoxFuture<'_, HealthReport> {
-        Box::pin(async move {
-            let mut report = self.storage.check().await;
-            let depth = self.outbox.depth().await;
-            let outbox_ok = depth.is_ok();
-            if !report.ready && outbox_ok {
-                report.ready = true;
-                report.degraded = true;
-            }
-            if depth.as_ref().is_ok_and(|d| *d > 0) {
-                report.degraded = true;
-            }
-            report
-                .extra
-                .insert("outbox_depth".into(), serde_json::json!(depth.ok()));
-            report
-        })
-    }
-
-    fn refresh_metrics(&self) {
-        self.storage.refresh_metrics();
-    }
 }

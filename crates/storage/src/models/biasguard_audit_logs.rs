@@ -10,7 +10,9 @@ use crate::schema::biasguard_audit_logs;
 use crate::sql_types::{Id, Timestamp};
 
 /// An audit row.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[derive(
+    Debug, Clone, PartialEq, Queryable, Selectable, Insertable, serde::Serialize, serde::Deserialize,
+)]
 #[diesel(table_name = biasguard_audit_logs)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct AuditLog {

@@ -230,7 +230,9 @@ pub fn detect(text: &str, tokens: &Tokens, referent: Option<(ProtectedClass, Rol
             }
         }
         let det_kind = det.map(|d| d.0);
-        let generic = m.plural && det_kind != Some(Cue::Individual);
+        // "women are…", and "every woman is…" / "any Muslim would…": a whole group either way.
+        let generic =
+            (m.plural || det_kind == Some(Cue::Universal)) && det_kind != Some(Cue::Individual);
         // The predicate: the rest of the clause, up to PREDICATE_WINDOW words.
         let clause = tokens.words[j - 1].clause;
         let mut w_end = j;

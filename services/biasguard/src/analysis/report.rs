@@ -19,6 +19,8 @@ const HIGH: f64 = 8.0;
 const SLUR_FLOOR_BASE: f64 = 5.0;
 const DEHUMANIZATION_FLOOR: f64 = 7.5;
 const GENDERED_DEFAULT_FLOOR: f64 = 5.5;
+/// The factor on the learned score when no group, pattern or cue word was found.
+const UNTARGETED_DISCOUNT: f64 = 0.5;
 const FEMALE_PRONOUNS: [&str; 5] = ["she", "her", "hers", "herself", "shes"];
 
 fn sigmoid(z: f64) -> f64 {
@@ -217,8 +219,20 @@ pub fn assemble(
     )];
     reasoning.extend(reasons(contributions, req.detailed));
 
-    // Harm floors.
+    // Bias needs a target: with no group named or referred to, no pattern and no cue word found,
+    // the words alone (learned from comments that all name a group) are weak evidence.
     let mut score = model_score;
+    let cues = findings
+        .features
+        .keys()
+        .any(|k| k.starts_with("cue_") || k == "slur" || k == "profanity");
+    if entities_detected.is_empty() && patterns.is_empty() && !cues {
+        score *= UNTARGETED_DISCOUNT;
+        reasoning.push(format!(
+            "scaled by {UNTARGETED_DISCOUNT}: no protected group, pattern or cue word was found"
+        ));
+    }
+    // Harm floors.
     let mut floor_reasons = Vec::new();
     for pat in patterns.iter().filter(|p| p.qualifier.is_none()) {
         let floor = match pat.category {

@@ -1,3 +1,6 @@
 //! biasguard API tests: one binary, one module per concern.
 
-mod health;
+#![expect(clippy::expect_used, clippy::unwrap_used, reason = "tests fail loudly")]
+
+mod outage;
+mod process;

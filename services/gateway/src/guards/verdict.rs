@@ -56,13 +56,15 @@ fn num(v: &Value) -> Option<f64> {
 }
 
 /// The risk a guard's result expresses, 0–1, per the guards' contracts: TrustGuard's and
-/// BiasGuard's 0–10 scores scaled down, ContextGuard's drift score (or confidence when drift was
+/// BiasGuard's 0–10 scores scaled down (1 when one of the organisation's policies denies), ContextGuard's drift score (or confidence when drift was
 /// detected), HealthGuard's highest confidence over poisoned samples. TokenGuard measures cost,
 /// not risk: 0.
 pub fn risk(kind: GuardKind, data: &Value) -> f64 {
     let r = match kind {
         GuardKind::TokenGuard => Some(0.0),
         GuardKind::TrustGuard => num(&data["overall_score"]).map(|s| s / 10.0),
+        // A policy of the organisation that denies is a block whatever the score.
+        GuardKind::BiasGuard if data["decision"] == "deny" => Some(1.0),
         GuardKind::BiasGuard => num(&data["bias_score"]).map(|s| s / 10.0),
         GuardKind::ContextGuard => num(&data["drift_score"]).or_else(|| {
             (data["drift_detected"] == Value::Bool(true))

@@ -262,3 +262,108 @@ async fn contextguard_conversation_through_the_gateway() {
         .await;
     assert_eq!(theirs["data"]["session_turns"], 1, "{theirs}");
 }
+
+/// BiasGuard behind the gateway, sharing its database: an admin's policy denies a biased text,
+/// the audit row and the violation it leaves are listed and the violation resolved, and another
+/// organisation sees none of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn biasguard_policy_denies_and_its_violation_is_resolved_through_the_gateway() {
+    for storage in TestStorage::all().await {
+        let mode = storage.label;
+        let guard = cg_biasguard::startup::build(cg_biasguard::config::Config {
+            server: server_config(),
+            storage: storage.config.clone(),
+            biasguard: cg_biasguard::config::Settings {
+                policy_ttl_secs: Some(0.05),
+                ..Default::default()
+            },
+        })
+        .await
+        .expect("start biasguard");
+        let port = guard.port();
+        let _running = tokio::spawn(guard.run_until_stopped());
+        let gw = spawn(
+            storage.config.clone(),
+            GatewaySettings {
+                biasguard_url: Some(format!("http://127.0.0.1:{port}")),
+                ..settings()
+            },
+        )
+        .await;
+        let alice = gw.sign_up("alice@example.com").await;
+        let a = Auth::Bearer(access(&alice));
+        let mallory = gw.sign_up("mallory@example.com").await;
+        let m = Auth::Bearer(access(&mallory));
+
+        let (status, policy) = gw
+            .post(
+                "/api/v1/biasguard/policies",
+                a,
+                json!({"name": "no stereotypes", "enforcement_type": "compliance",
+                       "rules": {"max_bias_score": 4.0}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{mode}: {policy}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        let ask = json!({"service_type": "biasguard",
+                         "payload": {"text": "All women are too emotional to lead."}});
+        let (status, answer) = gw.post("/api/v1/guards/process", a, ask.clone()).await;
+        assert_eq!(status, 200, "{mode}: {answer}");
+        assert_eq!(answer["data"]["decision"], "deny", "{mode}: {answer}");
+        // Through the multi-guard path the denial is a block verdict.
+        let (_, multi) = gw
+            .post(
+                "/api/v1/guards/process",
+                a,
+                json!({"services": ["biasguard"], "payload": {"text": "Every woman is too emotional to lead."}}),
+            )
+            .await;
+        assert_eq!(multi["data"]["verdict"], "block", "{mode}: {multi}");
+        // Mallory's organisation has no policy: the same text is not denied by policy.
+        let (_, theirs) = gw.post("/api/v1/guards/process", m, ask).await;
+        assert_eq!(theirs["data"]["decision"], "allow", "{mode}: {theirs}");
+
+        let (status, audit) = gw.get("/api/v1/biasguard/audit", a).await;
+        assert_eq!(status, 200, "{mode}: {audit}");
+        let rows = audit["audit_logs"].as_array().unwrap();
+        assert_eq!(rows.len(), 2, "{mode}: {audit}");
+        assert!(rows.iter().all(|r| r["decision"] == "deny"), "{mode}: {audit}");
+        let (_, listed) = gw
+            .get("/api/v1/biasguard/violations?resolved=false", a)
+            .await;
+        assert_eq!(listed["total"], 2, "{mode}: {listed}");
+        // Newest first: the oldest is the first call's.
+        let violation = &listed["violations"][1];
+        assert_eq!(violation["policy_id"], policy["id"], "{mode}: {listed}");
+        assert_eq!(violation["audit_log_id"], rows[1]["id"], "{mode}: {listed}");
+        let id = violation["id"].as_str().unwrap();
+
+        // Mallory sees none of it and cannot resolve it.
+        let (_, their_list) = gw.get("/api/v1/biasguard/violations", m).await;
+        assert_eq!(their_list["total"], 0, "{mode}: {their_list}");
+        let (_, their_audit) = gw.get("/api/v1/biasguard/audit", m).await;
+        assert_eq!(
+            their_audit["audit_logs"].as_array().unwrap().len(),
+            1,
+            "{mode}: only their own call"
+        );
+        let (status, _) = gw
+            .get(&format!("/api/v1/biasguard/violations/{id}"), m)
+            .await;
+        assert_eq!(status, 404, "{mode}");
+        let resolve = format!("/api/v1/biasguard/violations/{id}/resolve");
+        let (status, _) = gw.post(&resolve, m, json!({"notes": "mine now"})).await;
+        assert_eq!(status, 404, "{mode}");
+
+        let (status, resolved) = gw
+            .post(&resolve, a, json!({"notes": "rewritten before sending"}))
+            .await;
+        assert_eq!(status, 200, "{mode}: {resolved}");
+        assert_eq!(resolved["resolved"], true);
+        let (_, open) = gw
+            .get("/api/v1/biasguard/violations?resolved=false", a)
+            .await;
+        assert_eq!(open["total"], 1, "{mode}: {open}");
+    }
+}
