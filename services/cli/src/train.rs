@@ -287,11 +287,13 @@ fn train_bias_model(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let pairs = crate::eval::bias_pairs(&root.join("bias").join("crows_pairs_dev.jsonl"))?;
     let model = cg_biasguard::analysis::training::train(&texts, &pairs);
     println!(
-        "biasguard: {} weights, L2 {}, threshold {:.3}, cross-validated balanced accuracy {:.3} (held out: {})",
+        "biasguard: {} weights, L2 {}, pair weight {}, threshold {:.3}, cross-validated balanced accuracy {:.3} and pairwise accuracy {:.3} (held out: {})",
         model.weights.len(),
         model.l2,
+        model.pair_weight,
         model.threshold,
         model.cv_balanced_accuracy,
+        model.cv_pairwise_accuracy,
         model.held_out
     );
     let out = args

@@ -35,9 +35,15 @@ pub struct ModelFile {
     pub held_out: String,
     /// L2 penalty of the fit, chosen by cross-validation.
     pub l2: f64,
+    /// The weight of one CrowS-Pairs constraint relative to a row, chosen by cross-validation.
+    #[serde(default)]
+    pub pair_weight: f64,
     /// The cross-validated balanced accuracy at `threshold` on the training rows.
     #[serde(default)]
     pub cv_balanced_accuracy: f64,
+    /// The cross-validated pairwise accuracy on the training pairs.
+    #[serde(default)]
+    pub cv_pairwise_accuracy: f64,
     /// The logit at which a text counts as biased, tuned by cross-validation on the training
     /// rows for a false-positive rate of at most 20 %.
     pub threshold: f64,

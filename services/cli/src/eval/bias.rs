@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use super::Split;
 use super::metrics::{auroc, binary, pairwise};
+use super::tfidf::Baseline;
 
 #[derive(Debug, Deserialize)]
 pub struct RedditRow {
@@ -142,8 +143,13 @@ pub fn evaluate(data: &Data, split: Split) -> Value {
     }
 }
 
-fn evaluate_reddit(rows: &[RedditRow], split: Split) -> Value {
-    let rows: Vec<&RedditRow> = rows.iter().filter(|r| chosen(&r.id, split)).collect();
+fn evaluate_reddit(all: &[RedditRow], split: Split) -> Value {
+    let training: Vec<&RedditRow> = all.iter().filter(|r| !is_held_out(&r.id)).collect();
+    let baseline = Baseline::train(
+        &training.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(),
+        &training.iter().map(|r| r.label == 1).collect::<Vec<_>>(),
+    );
+    let rows: Vec<&RedditRow> = all.iter().filter(|r| chosen(&r.id, split)).collect();
     let started = Instant::now();
     let results: Vec<(f64, bool)> = rows.iter().map(|r| score(&r.text)).collect();
     let seconds = started.elapsed().as_secs_f64().max(1e-9);
@@ -154,6 +160,7 @@ fn evaluate_reddit(rows: &[RedditRow], split: Split) -> Value {
         .map(|r| if r.1 { 1.0 } else { 0.0 })
         .collect();
     let scores: Vec<f64> = results.iter().map(|r| r.0).collect();
+    let baseline_p: Vec<f64> = rows.iter().map(|r| baseline.probability(&r.text)).collect();
     let mut groups: BTreeMap<&str, (Vec<f64>, Vec<bool>)> = BTreeMap::new();
     for ((r, d), l) in rows.iter().zip(&detected).zip(&labels) {
         let g = groups.entry(r.group.as_str()).or_default();
@@ -181,17 +188,38 @@ fn evaluate_reddit(rows: &[RedditRow], split: Split) -> Value {
         "detected": binary(&detected, &labels, 0.5),
         "auroc": auroc(&scores, &labels),
         "per_group": per_group,
+        "baseline": {
+            "method": "TF-IDF words + logistic regression (C = 1), trained on this file's rows that are not held out, probability ≥ 0.5",
+            "detected": binary(&baseline_p, &labels, 0.5),
+            "auroc": auroc(&baseline_p, &labels),
+        },
     })
 }
 
-fn evaluate_crows(rows: &[CrowsRow], split: Split) -> Value {
-    let rows: Vec<&CrowsRow> = rows.iter().filter(|r| chosen(&r.id, split)).collect();
+fn evaluate_crows(all: &[CrowsRow], split: Split) -> Value {
+    let training: Vec<&CrowsRow> = all.iter().filter(|r| !is_held_out(&r.id)).collect();
+    let texts: Vec<&str> = training
+        .iter()
+        .flat_map(|r| [r.sent_more.as_str(), r.sent_less.as_str()])
+        .collect();
+    let labels: Vec<bool> = training.iter().flat_map(|_| [true, false]).collect();
+    let baseline = Baseline::train(&texts, &labels);
+    let rows: Vec<&CrowsRow> = all.iter().filter(|r| chosen(&r.id, split)).collect();
     let started = Instant::now();
     let scored: Vec<(f64, f64)> = rows
         .iter()
         .map(|r| (score(&r.sent_more).0, score(&r.sent_less).0))
         .collect();
     let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    let baseline_scored: Vec<(f64, f64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                baseline.probability(&r.sent_more),
+                baseline.probability(&r.sent_less),
+            )
+        })
+        .collect();
     let bytes: usize = rows
         .iter()
         .map(|r| r.sent_more.len() + r.sent_less.len())
@@ -228,6 +256,10 @@ fn evaluate_crows(rows: &[CrowsRow], split: Split) -> Value {
         "pairwise_accuracy_ties_lost": strict(&scored),
         "ties": scored.iter().filter(|(a, b)| a == b).count(),
         "per_type": per_type,
+        "baseline": {
+            "method": "TF-IDF words + logistic regression (C = 1) trained on the sentences of this file's pairs that are not held out (more stereotyping = 1)",
+            "pairwise_accuracy": pairwise(&baseline_scored),
+        },
     })
 }
 
@@ -242,6 +274,16 @@ pub fn print(report: &Value, fmt: fn(&Value) -> String) {
             fmt(&d["balanced_accuracy"]),
             fmt(&d["false_positive_rate"]),
             fmt(&report["auroc"]),
+        );
+        let b = &report["baseline"]["detected"];
+        println!(
+            "  baseline (TF-IDF + LR, same rows): precision {} recall {} F1 {} balanced accuracy {} FPR {}  | AUROC {}",
+            fmt(&b["precision"]),
+            fmt(&b["recall"]),
+            fmt(&b["f1"]),
+            fmt(&b["balanced_accuracy"]),
+            fmt(&b["false_positive_rate"]),
+            fmt(&report["baseline"]["auroc"]),
         );
         if let Some(groups) = report["per_group"].as_object() {
             for (g, v) in groups {
@@ -263,6 +305,10 @@ pub fn print(report: &Value, fmt: fn(&Value) -> String) {
             fmt(&report["pairwise_accuracy"]),
             report["ties"],
             fmt(&report["pairwise_accuracy_ties_lost"]),
+        );
+        println!(
+            "  baseline (TF-IDF + LR, same pairs): pairwise accuracy {}",
+            fmt(&report["baseline"]["pairwise_accuracy"])
         );
         if let Some(types) = report["per_type"].as_object() {
             for (t, v) in types {

@@ -11,6 +11,7 @@ mod drift;
 mod grounding;
 pub mod metrics;
 mod poison;
+mod tfidf;
 
 pub use bias::{labelled_texts as bias_texts, pairs as bias_pairs};
 pub use grounding::load as grounding_rows;

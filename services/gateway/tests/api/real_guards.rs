@@ -328,7 +328,10 @@ async fn biasguard_policy_denies_and_its_violation_is_resolved_through_the_gatew
         assert_eq!(status, 200, "{mode}: {audit}");
         let rows = audit["audit_logs"].as_array().unwrap();
         assert_eq!(rows.len(), 2, "{mode}: {audit}");
-        assert!(rows.iter().all(|r| r["decision"] == "deny"), "{mode}: {audit}");
+        assert!(
+            rows.iter().all(|r| r["decision"] == "deny"),
+            "{mode}: {audit}"
+        );
         let (_, listed) = gw
             .get("/api/v1/biasguard/violations?resolved=false", a)
             .await;
