@@ -1,9 +1,10 @@
 //! Throughput of BiasGuard's analysis: `cargo bench -p cg-biasguard --bench analysis`.
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use cg_biasguard::analysis::{BiasRequest, analyze};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 
 /// About 1 KB of mixed text: neutral sentences, a generalisation, a reported one, a gendered
 /// default.
@@ -53,5 +54,40 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// The latency distribution criterion does not report: 5,000 timed analyses of the 1 KB text.
+#[expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+fn latency() {
+    let text = sample_1kb();
+    let req = BiasRequest {
+        text: &text,
+        context: None,
+        detailed: true,
+    };
+    for _ in 0..200 {
+        black_box(analyze(black_box(&req)));
+    }
+    let mut times: Vec<Duration> = (0..5000)
+        .map(|_| {
+            let started = Instant::now();
+            black_box(analyze(black_box(&req)));
+            started.elapsed()
+        })
+        .collect();
+    times.sort_unstable();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    println!(
+        "biasguard_analysis/analyze_1kb latency over {} runs: p50 {:?}  p99 {:?}  max {:?}",
+        times.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    latency();
+    Criterion::default().configure_from_args().final_summary();
+}

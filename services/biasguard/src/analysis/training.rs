@@ -174,6 +174,7 @@ pub fn train(rows: &[LabelledText], pairs: &[Pair]) -> ModelFile {
         threshold: (threshold * 1e4).round() / 1e4,
         intercept: (m.intercept * 1e4).round() / 1e4,
         weights,
+        ..ModelFile::default()
     }
 }
 
