@@ -2,6 +2,8 @@
 //! same table, so `/openapi.json` covers every route by construction. `/docs` serves Swagger UI
 //! (bundled: no CDN needed).
 
+use crate::traffic::rate_limit::rate_limit_headers;
+use actix_web::middleware::from_fn;
 use std::borrow::Cow;
 
 use actix_web::web;
@@ -122,7 +124,12 @@ impl Endpoint {
 pub fn register(cfg: &mut web::ServiceConfig, endpoints: Vec<Endpoint>) {
     let doc = document(&endpoints);
     for e in endpoints {
-        cfg.route(e.path, (e.route)());
+        let route = (e.route)();
+        if e.access == Access::Caller {
+            cfg.route(e.path, route.wrap(from_fn(rate_limit_headers)));
+        } else {
+            cfg.route(e.path, route);
+        }
     }
     cfg.route(
         "/docs",
@@ -144,6 +151,9 @@ fn error_responses(e: &Endpoint) -> Vec<(u16, &'static str)> {
     if e.access != Access::Public {
         out.push((401, "missing or invalid credentials"));
         out.push((403, "not allowed"));
+    }
+    if e.access == Access::Caller {
+        out.push((429, "a rate limit is spent (Retry-After, X-RateLimit-*)"));
     }
     if e.path.contains('{') || e.access == Access::Caller {
         out.push((404, "not found (or another organisation's)"));

@@ -13,6 +13,9 @@
 //! | `CIRCUIT_BREAKER_FAILURES` | 5 | consecutive failures that open a guard's circuit |
 //! | `CIRCUIT_BREAKER_COOLDOWN_SECS` | 60 | how long an open circuit waits before one probe call |
 //! | `GUARD_HEALTH_CACHE_SECS` | 30 | how long a guard's health answer is reused |
+//! | `ORG_PROFILE_CACHE_SECS` | 30 | how long a replica keeps an organisation's tier, limits and settings (0: read every request) |
+//! | `GATEWAY_RATE_LIMIT_FAIL_MODE` | `local` | while Redis is away: `local` (each replica limits alone), `open` (no limit) or `closed` (503) |
+//! | `GATEWAY_RATE_BURST_SHARE` | 0.5 | share of the minute limit allowed in any 10 seconds |
 
 use std::time::Duration;
 
@@ -68,6 +71,12 @@ pub struct GatewaySettings {
     pub biasguard_url: Option<String>,
     #[serde(default)]
     pub healthguard_url: Option<String>,
+    #[serde(default)]
+    pub gateway_rate_limit_fail_mode: Option<crate::traffic::FailMode>,
+    #[serde(default)]
+    pub gateway_rate_burst_share: Option<f64>,
+    #[serde(default)]
+    pub org_profile_cache_secs: Option<f64>,
 }
 
 impl Config {
@@ -162,6 +171,15 @@ impl GatewaySettings {
             self.circuit_breaker_cooldown_secs
                 .filter(|s| s.is_finite() && *s >= 0.0)
                 .unwrap_or(60.0),
+        )
+    }
+
+    /// How long an organisation's tier, limits and settings are cached per replica.
+    pub fn org_profile_cache(&self) -> Duration {
+        Duration::from_secs_f64(
+            self.org_profile_cache_secs
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .unwrap_or(30.0),
         )
     }
 

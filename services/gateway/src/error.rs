@@ -1,9 +1,15 @@
 //! The gateway's errors, mapped to statuses and the shared JSON envelope.
 
 use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderName;
 use actix_web::http::header::{HeaderValue, RETRY_AFTER};
 use actix_web::{HttpResponse, ResponseError};
 use cg_service_kit::ApiError;
+
+/// `X-RateLimit-Limit`, `-Remaining`, `-Reset` (seconds until the deciding window's bucket ends).
+pub static LIMIT_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+pub static REMAINING_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+pub static RESET_HEADER: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 /// Everything a gateway handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +54,16 @@ pub enum GatewayError {
     /// Too many attempts (429 with `Retry-After`).
     #[error("too many attempts; retry in {retry_after_secs} s")]
     TooManyAttempts { retry_after_secs: u64 },
+    /// A rate-limit window is spent (429 `rate_limited` with `Retry-After` and `X-RateLimit-*`).
+    #[error("rate limit of {limit} exceeded; retry in {retry_after_secs} s")]
+    RateLimited {
+        limit: u64,
+        reset_secs: u64,
+        retry_after_secs: u64,
+    },
+    /// A dependency the request needs is away and there is no safe fallback (503).
+    #[error("{0}")]
+    Unavailable(&'static str),
     /// A backend failed.
     #[error(transparent)]
     Storage(#[from] cg_storage::Error),
@@ -93,6 +109,29 @@ impl GatewayError {
                 HeaderValue::from_str(&retry_after_secs.to_string())
                     .unwrap_or(HeaderValue::from_static("1")),
             ),
+            Self::RateLimited {
+                limit,
+                reset_secs,
+                retry_after_secs,
+            } => {
+                let header = |v: &u64| {
+                    HeaderValue::from_str(&v.to_string()).unwrap_or(HeaderValue::from_static("1"))
+                };
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    self.to_string(),
+                )
+                .with_details(serde_json::json!({
+                    "limit": limit,
+                    "retry_after": retry_after_secs,
+                }))
+                .with_header(RETRY_AFTER, header(retry_after_secs))
+                .with_header(LIMIT_HEADER.clone(), header(limit))
+                .with_header(REMAINING_HEADER.clone(), HeaderValue::from_static("0"))
+                .with_header(RESET_HEADER.clone(), header(reset_secs))
+            }
+            Self::Unavailable(msg) => ApiError::unavailable(*msg),
             Self::Storage(e) => ApiError::from_storage(e),
             Self::Internal(e) => ApiError::internal(anyhow::anyhow!("{e:#}")),
         }

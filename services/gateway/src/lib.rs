@@ -17,6 +17,7 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod tenancy;
+pub mod traffic;
 
 /// The service name in logs, metrics and `/health`.
 pub const SERVICE: &str = "gateway";

@@ -12,8 +12,9 @@ use serde_json::Value;
 
 use crate::error::Result;
 
-const TTL: Duration = Duration::from_secs(30);
 const MAX_ORGS: u64 = 100_000;
+/// Rate-limit base of an organisation without a subscription in force (it can call no guard).
+const NO_TIER_PER_MINUTE: u64 = 10;
 
 /// The cached facts about one organisation.
 #[derive(Debug, Clone)]
@@ -21,6 +22,8 @@ pub struct OrgProfile {
     /// Guard names the tier allows (`*` for all); empty without a subscription in force.
     pub guards_allowed: Vec<String>,
     pub tier: Option<String>,
+    /// The tier's guard calls per minute (rate limits scale from it).
+    pub requests_per_minute: u64,
     pub settings: Value,
 }
 
@@ -34,22 +37,28 @@ impl OrgProfile {
 #[derive(Debug, Clone)]
 pub struct OrgProfiles {
     db: Db,
-    cache: moka::future::Cache<Id, Arc<OrgProfile>>,
+    /// `None`: read every time (a TTL of zero).
+    cache: Option<moka::future::Cache<Id, Arc<OrgProfile>>>,
 }
 
 impl OrgProfiles {
-    pub fn new(db: Db) -> Self {
+    /// Profiles are kept for `ttl` (`ORG_PROFILE_CACHE_SECS`, 30); zero reads every time.
+    pub fn new(db: Db, ttl: Duration) -> Self {
         Self {
             db,
-            cache: moka::future::Cache::builder()
-                .max_capacity(MAX_ORGS)
-                .time_to_live(TTL)
-                .build(),
+            cache: (!ttl.is_zero()).then(|| {
+                moka::future::Cache::builder()
+                    .max_capacity(MAX_ORGS)
+                    .time_to_live(ttl)
+                    .build()
+            }),
         }
     }
 
     pub async fn get(&self, org: Id) -> Result<Arc<OrgProfile>> {
-        if let Some(hit) = self.cache.get(&org).await {
+        if let Some(cache) = &self.cache
+            && let Some(hit) = cache.get(&org).await
+        {
             return Ok(hit);
         }
         let mut pooled = self.db.get().await?;
@@ -64,15 +73,22 @@ impl OrgProfiles {
                 .into_iter()
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect(),
+            requests_per_minute: current.as_ref().map_or(NO_TIER_PER_MINUTE, |(_, t)| {
+                u64::try_from(t.requests_per_minute).unwrap_or(0)
+            }),
             tier: current.map(|(_, t)| t.name),
             settings: organization.settings,
         });
-        self.cache.insert(org, profile.clone()).await;
+        if let Some(cache) = &self.cache {
+            cache.insert(org, profile.clone()).await;
+        }
         Ok(profile)
     }
 
     /// Forget an organisation (after a change made through this replica).
     pub async fn invalidate(&self, org: Id) {
-        self.cache.invalidate(&org).await;
+        if let Some(cache) = &self.cache {
+            cache.invalidate(&org).await;
+        }
     }
 }

@@ -13,6 +13,7 @@ use futures::future::BoxFuture;
 use crate::config::Config;
 use crate::guards::GuardRegistry;
 use crate::state::AppState;
+use crate::traffic::FailMode;
 use crate::{DEFAULT_PORT, SERVICE, routes};
 
 /// What the gateway is at start-up.
@@ -37,6 +38,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
                 storage: storage.clone(),
             },
             guards: state.guards.clone(),
+            state: state.clone(),
         });
         let shutdown = kit.shutdown.clone();
         tokio::spawn(
@@ -65,12 +67,43 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
 struct GatewayReadiness {
     storage: StorageReadiness,
     guards: Arc<GuardRegistry>,
+    state: web::Data<AppState>,
 }
 
 impl Readiness for GatewayReadiness {
     fn check(&self) -> BoxFuture<'_, HealthReport> {
         Box::pin(async move {
             let mut report = self.storage.check().await;
+            // Redis away while rate limits fall back (local or open): serving, degraded.
+            let limiter = &self.state.rate_limiter;
+            let failing: Vec<&String> = report
+                .dependencies
+                .iter()
+                .filter(|(_, v)| v["status"] != "ok")
+                .map(|(k, _)| k)
+                .collect();
+            if !report.ready
+                && failing.iter().all(|k| k.as_str() == "redis")
+                && limiter.fail_mode() != FailMode::Closed
+            {
+                report.ready = true;
+                report.degraded = true;
+            }
+            report.extra.insert(
+                "rate_limiter".into(),
+                serde_json::json!({
+                    "fail_mode": format!("{:?}", limiter.fail_mode()).to_lowercase(),
+                    "using": if failing.iter().any(|k| k.as_str() == "redis") || limiter.is_degraded() {
+                        match limiter.fail_mode() {
+                            FailMode::Local => "local",
+                            FailMode::Open => "none (fail open)",
+                            FailMode::Closed => "none (fail closed)",
+                        }
+                    } else {
+                        "redis"
+                    },
+                }),
+            );
             report.extra.insert(
                 "circuit_breakers".into(),
                 serde_json::Value::Object(self.guards.breaker_states()),

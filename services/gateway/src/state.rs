@@ -10,6 +10,7 @@ use crate::auth::tokens::TokenIssuer;
 use crate::config::{Config, GatewaySettings};
 use crate::guards::GuardRegistry;
 use crate::orgs::OrgProfiles;
+use crate::traffic::RateLimiter;
 
 /// Application state (one per process, shared by every worker).
 #[derive(Debug)]
@@ -22,6 +23,7 @@ pub struct AppState {
     pub api_keys: Arc<ApiKeys>,
     pub guards: Arc<GuardRegistry>,
     pub org_profiles: OrgProfiles,
+    pub rate_limiter: RateLimiter,
     pub settings: GatewaySettings,
 }
 
@@ -43,7 +45,12 @@ impl AppState {
                 &settings,
                 &config.server.internal_token(),
             )?),
-            org_profiles: OrgProfiles::new(db.clone()),
+            org_profiles: OrgProfiles::new(db.clone(), settings.org_profile_cache()),
+            rate_limiter: RateLimiter::new(
+                cache.clone(),
+                settings.gateway_rate_limit_fail_mode.unwrap_or_default(),
+                settings.gateway_rate_burst_share.unwrap_or(0.5),
+            ),
             db,
             cache,
             storage: storage.clone(),

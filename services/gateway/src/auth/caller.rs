@@ -10,13 +10,14 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use cg_storage::models::{Member, Role};
 use cg_storage::sql_types::Id;
 
 use super::api_keys::ApiKeys;
 use crate::error::{GatewayError, Result};
 use crate::state::AppState;
+use crate::traffic::EndpointClass;
 
 /// `X-API-Key`.
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -161,8 +162,36 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let prepared = state(req).and_then(|s| Ok((s, presented(req)?, organization_header(req)?)));
+        let req = req.clone();
         Box::pin(async move {
             let (state, presented, org_header) = prepared?;
+            let caller = Self::authenticate(&state, presented, org_header).await?;
+            // Every authenticated request counts against the caller's rate limits; the decision
+            // rides along for the X-RateLimit-* headers.
+            let profile = state.org_profiles.get(caller.organization_id).await?;
+            let class = EndpointClass::of(req.method(), req.path());
+            let limit = state
+                .rate_limiter
+                .check(&caller.client_key(), class, profile.requests_per_minute)
+                .await;
+            match limit {
+                Ok(limit) => {
+                    req.extensions_mut().insert(limit);
+                    Ok(caller)
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+}
+
+impl Caller {
+    async fn authenticate(
+        state: &AppState,
+        presented: Presented,
+        org_header: Option<Id>,
+    ) -> Result<Self> {
+        {
             match presented {
                 Presented::ApiKey(secret) => {
                     let key = state.api_keys.authenticate(&secret).await?;
@@ -202,6 +231,6 @@ impl FromRequest for Caller {
                     })
                 }
             }
-        })
+        }
     }
 }

@@ -17,3 +17,4 @@ mod organizations;
 mod real_guards;
 mod sessions;
 mod startup;
+mod traffic;

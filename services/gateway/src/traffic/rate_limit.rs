@@ -1,0 +1,294 @@
+//! Rate limits: three windows checked together in one atomic Redis call (burst 10 s, minute,
+//! hour; sliding-window counters with constant memory per key, see
+//! `cg_storage::cache::RateWindow`), per client (API key, else user) and endpoint class, with
+//! limits from the organisation's tier.
+//!
+//! The tier's `requests_per_minute` is the minute limit of the `process` class (guard calls);
+//! `read` requests get twice that, `admin` writes half (at least 1). The 10-second burst allows
+//! `GATEWAY_RATE_BURST_SHARE` (0.5) of the minute limit, the hour 30 minutes' worth.
+//!
+//! While Redis does not answer, each replica limits on its own with the same windows
+//! (`GATEWAY_RATE_LIMIT_FAIL_MODE=local`, the default; a client spread over N replicas then gets
+//! up to N times its limit), or lets everything through (`open`) or refuses everything (`closed`,
+//! 503). Which one is in force shows in `/health` and in `cg_gateway_rate_limiter_fallback_total`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix_web::HttpMessage;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::http::header::HeaderValue;
+use actix_web::middleware::Next;
+use cg_storage::Cache;
+use cg_storage::cache::{MemoryCache, RateDecision, RateWindow};
+use serde::Deserialize;
+
+use crate::error::{GatewayError, LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER, Result};
+
+/// The class of an endpoint, which sets its share of the tier's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointClass {
+    /// `POST /api/v1/guards/process` and `/scan`: the guarded path.
+    Process,
+    /// Other writes (create, change, delete): administration.
+    Admin,
+    /// Reads.
+    Read,
+}
+
+impl EndpointClass {
+    pub fn of(method: &Method, path: &str) -> Self {
+        if path.starts_with("/api/v1/guards/") && method == Method::POST {
+            Self::Process
+        } else if method == Method::GET || method == Method::HEAD || method == Method::OPTIONS {
+            Self::Read
+        } else {
+            Self::Admin
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Process => "process",
+            Self::Admin => "admin",
+            Self::Read => "read",
+        }
+    }
+
+    /// This class's per-minute limit for a tier allowing `per_minute` guard calls.
+    pub fn per_minute(self, per_minute: u64) -> u64 {
+        match self {
+            Self::Process => per_minute,
+            Self::Read => per_minute.saturating_mul(2),
+            Self::Admin => (per_minute / 2).max(1),
+        }
+    }
+}
+
+/// What to do while Redis does not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Limit per replica.
+    #[default]
+    Local,
+    /// Let requests through unlimited.
+    Open,
+    /// Refuse requests (503).
+    Closed,
+}
+
+/// The limiter of one replica.
+#[derive(Debug)]
+pub struct RateLimiter {
+    shared: Cache,
+    local: Cache,
+    fail_mode: FailMode,
+    burst_share: f64,
+    /// Whether the last check fell back (for `/health`).
+    degraded: AtomicBool,
+}
+
+/// A decision and where it was made.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit {
+    pub decision: RateDecision,
+    /// `redis`, `local` or `open`.
+    pub source: &'static str,
+}
+
+impl RateLimiter {
+    pub fn new(shared: Cache, fail_mode: FailMode, burst_share: f64) -> Self {
+        Self {
+            local: Cache::Memory(MemoryCache::new(32 * 1024 * 1024, "local-rl:")),
+            shared,
+            fail_mode,
+            burst_share: if burst_share.is_finite() && burst_share > 0.0 {
+                burst_share.min(1.0)
+            } else {
+                0.5
+            },
+            degraded: AtomicBool::new(false),
+        }
+    }
+
+    /// The windows for a class under a tier allowing `per_minute` guard calls a minute.
+    pub fn windows(&self, class: EndpointClass, per_minute: u64) -> [RateWindow; 3] {
+        let minute = class.per_minute(per_minute.max(1));
+        let burst = ((minute as f64 * self.burst_share).ceil() as u64).max(1);
+        [
+            RateWindow::new(burst, Duration::from_secs(10)),
+            RateWindow::new(minute, Duration::from_secs(60)),
+            RateWindow::new(minute.saturating_mul(30), Duration::from_secs(3600)),
+        ]
+    }
+
+    /// Whether the limiter is running without Redis.
+    pub fn is_degraded(&self) -> bool {
+        self.degraded.load(Ordering::Relaxed)
+    }
+
+    pub fn fail_mode(&self) -> FailMode {
+        self.fail_mode
+    }
+
+    /// Count one request of `client` in `class`; `Err` with 429 when a window is spent, 503 when
+    /// Redis is away and the mode is `closed`.
+    pub async fn check(
+        &self,
+        client: &str,
+        class: EndpointClass,
+        per_minute: u64,
+    ) -> Result<Limit> {
+        let windows = self.windows(class, per_minute);
+        let key = format!("rl:{}:{client}", class.as_str());
+        let limit = match self.shared.rate_limit(&key, &windows, 1).await {
+            Ok(decision) => {
+                self.degraded.store(false, Ordering::Relaxed);
+                Limit {
+                    decision,
+                    source: "redis",
+                }
+            }
+            Err(e) => {
+                if !self.degraded.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, mode = ?self.fail_mode, "rate limiting without Redis");
+                }
+                metrics::counter!("cg_gateway_rate_limiter_fallback_total", "mode" => format!("{:?}", self.fail_mode).to_lowercase()).increment(1);
+                match self.fail_mode {
+                    FailMode::Local => Limit {
+                        decision: self.local.rate_limit(&key, &windows, 1).await?,
+                        source: "local",
+                    },
+                    FailMode::Open => Limit {
+                        decision: RateDecision {
+                            allowed: true,
+                            limit: windows[1].limit,
+                            remaining: windows[1].limit,
+                            reset_after: Duration::from_secs(60),
+                            retry_after: None,
+                            window_index: 1,
+                        },
+                        source: "open",
+                    },
+                    FailMode::Closed => {
+                        return Err(GatewayError::Unavailable(
+                            "rate limiting is unavailable and the gateway is configured to fail closed",
+                        ));
+                    }
+                }
+            }
+        };
+        metrics::counter!(
+            "cg_gateway_rate_limit_checks_total",
+            "class" => class.as_str(),
+            "allowed" => if limit.decision.allowed { "true" } else { "false" },
+            "source" => limit.source,
+        )
+        .increment(1);
+        if limit.decision.allowed {
+            Ok(limit)
+        } else {
+            Err(GatewayError::RateLimited {
+                limit: limit.decision.limit,
+                reset_secs: limit.decision.reset_after.as_secs().max(1),
+                retry_after_secs: limit
+                    .decision
+                    .retry_after
+                    .unwrap_or(limit.decision.reset_after)
+                    .as_secs()
+                    .max(1),
+            })
+        }
+    }
+}
+
+/// Middleware for routes that authenticate a caller: copies the rate-limit decision the `Caller`
+/// extractor made into `X-RateLimit-Limit`, `-Remaining` and `-Reset` (refusals carry them in the
+/// error already).
+pub async fn rate_limit_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> std::result::Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request = req.request().clone();
+    let mut res = next.call(req).await?;
+    let limit = request.extensions().get::<Limit>().copied();
+    if let Some(limit) = limit {
+        let headers = res.headers_mut();
+        for (name, value) in [
+            (&LIMIT_HEADER, limit.decision.limit),
+            (&REMAINING_HEADER, limit.decision.remaining),
+            (&RESET_HEADER, limit.decision.reset_after.as_secs().max(1)),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
+                headers.insert(name.clone(), v);
+            }
+        }
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_follow_method_and_path() {
+        assert_eq!(
+            EndpointClass::of(&Method::POST, "/api/v1/guards/process"),
+            EndpointClass::Process
+        );
+        assert_eq!(
+            EndpointClass::of(&Method::GET, "/api/v1/guards/services"),
+            EndpointClass::Read
+        );
+        assert_eq!(
+            EndpointClass::of(&Method::DELETE, "/api/v1/api-keys/1"),
+            EndpointClass::Admin
+        );
+    }
+
+    #[test]
+    fn windows_scale_with_the_tier() {
+        let rl = RateLimiter::new(
+            Cache::Memory(MemoryCache::new(1024, "t:")),
+            FailMode::Local,
+            0.5,
+        );
+        let w = rl.windows(EndpointClass::Process, 60);
+        assert_eq!(
+            w.map(|w| (w.limit, w.window.as_secs())),
+            [(30, 10), (60, 60), (1800, 3600)]
+        );
+        assert_eq!(rl.windows(EndpointClass::Read, 60)[1].limit, 120);
+        assert_eq!(rl.windows(EndpointClass::Admin, 1)[1].limit, 1);
+        assert_eq!(rl.windows(EndpointClass::Admin, 1)[0].limit, 1);
+    }
+
+    #[tokio::test]
+    async fn the_limit_is_exact_and_refusals_say_when_to_retry() {
+        let rl = RateLimiter::new(
+            Cache::Memory(MemoryCache::new(1 << 20, "t:")),
+            FailMode::Local,
+            1.0,
+        );
+        for _ in 0..5 {
+            rl.check("key:a", EndpointClass::Process, 5).await.unwrap();
+        }
+        let Err(GatewayError::RateLimited {
+            limit,
+            retry_after_secs,
+            ..
+        }) = rl.check("key:a", EndpointClass::Process, 5).await
+        else {
+            panic!("the sixth request passed");
+        };
+        assert_eq!(limit, 5);
+        assert!((1..=60).contains(&retry_after_secs));
+        // Another client and another class have their own budgets.
+        rl.check("key:b", EndpointClass::Process, 5).await.unwrap();
+        rl.check("key:a", EndpointClass::Read, 5).await.unwrap();
+    }
+}

@@ -1,0 +1,179 @@
+//! Rate limits across replicas: three gateway processes (the real binary) on one PostgreSQL and
+//! one Redis owned by the test. A limit admits exactly its number of requests in total under
+//! concurrent load spread across the replicas; with Redis stopped requests still flow under each
+//! replica's local limiter, reported by `/health/ready`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use cg_service_kit::testing::{TEST_INTERNAL_TOKEN, TestApp};
+use cg_storage::testing::{RedisServer, TestDb};
+use futures::future::join_all;
+use serde_json::Value;
+
+use crate::helpers::{Auth, Gateway, JWT_SECRET, access};
+
+/// A `gateway` process, killed when dropped.
+struct Replica {
+    child: Child,
+    gw: Gateway,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+async fn replica(database_url: &str, redis_url: &str) -> Replica {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .env_clear()
+        .env("CG_HOST", "127.0.0.1")
+        .env("CG_PORT", port.to_string())
+        .env("CG_INTERNAL_TOKEN", TEST_INTERNAL_TOKEN)
+        .env("CG_WORKERS", "2")
+        .env("CG_DATA_DIR", dir.path())
+        .env("DATABASE_URL", database_url)
+        .env("REDIS_URL", redis_url)
+        .env("REDIS_RESPONSE_TIMEOUT_MS", "300")
+        .env("REDIS_CONNECT_TIMEOUT_MS", "300")
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("LOGIN_ATTEMPTS_PER_IP", "1000")
+        .env("GATEWAY_RATE_BURST_SHARE", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the gateway binary");
+    let replica = Replica {
+        child,
+        gw: Gateway {
+            app: TestApp::spawn(port, std::future::pending()),
+        },
+        _dir: dir,
+    };
+    let app = &replica.gw.app;
+    for _ in 0..300 {
+        if let Ok(resp) = app
+            .client
+            .get(format!("{}/health/ready", app.address))
+            .send()
+            .await
+            && resp.status().is_success()
+        {
+            return replica;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the gateway replica did not become ready");
+}
+
+/// Seconds into the current wall-clock minute (windows are aligned on it).
+fn second_of_minute() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_limit_holds_exactly_across_three_replicas_and_survives_redis_going_away() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let Some(mut redis) = RedisServer::start().await else {
+        return;
+    };
+    let replicas = join_all((0..3).map(|_| replica(&db.url, &redis.url))).await;
+    let alice = replicas[0].gw.sign_up("alice@example.com").await;
+    let token = access(&alice);
+
+    // The free tier allows 60 guard calls a minute, so 120 reads; keep the burst inside one
+    // wall-clock minute so no earlier bucket weighs in.
+    if second_of_minute() > 45 {
+        tokio::time::sleep(Duration::from_secs(61 - second_of_minute())).await;
+    }
+    let attempts = 200;
+    let answers: Vec<(u16, Option<String>, Value)> = join_all((0..attempts).map(|i| {
+        let gw = &replicas[i % 3].gw;
+        async move {
+            let resp = gw
+                .app
+                .client
+                .get(format!("{}/api/v1/organizations/current", gw.app.address))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("request");
+            let status = resp.status().as_u16();
+            let limit = resp
+                .headers()
+                .get("x-ratelimit-limit")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let retry = resp.headers().get("retry-after").is_some();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            assert!(status != 429 || retry, "a 429 without Retry-After: {body}");
+            (status, limit, body)
+        }
+    }))
+    .await;
+    let admitted = answers.iter().filter(|a| a.0 == 200).count();
+    let refused: Vec<&(u16, Option<String>, Value)> =
+        answers.iter().filter(|a| a.0 == 429).collect();
+    assert_eq!(admitted, 120, "admitted across the replicas");
+    assert_eq!(refused.len(), attempts - 120);
+    assert_eq!(
+        refused[0].2["error"]["code"], "rate_limited",
+        "{}",
+        refused[0].2
+    );
+    assert!(
+        answers.iter().all(|a| a.1.as_deref() == Some("120")),
+        "X-RateLimit-Limit on every answer"
+    );
+
+    // Redis goes away: each replica limits on its own and keeps serving, ready but degraded.
+    if second_of_minute() > 50 {
+        tokio::time::sleep(Duration::from_secs(61 - second_of_minute())).await;
+    }
+    redis.stop();
+    let bob = replicas[1].gw.sign_up("bob@example.com").await;
+    let (status, _) = replicas[2]
+        .gw
+        .get("/api/v1/organizations/current", Auth::Bearer(access(&bob)))
+        .await;
+    assert_eq!(status, 200, "requests flow without Redis");
+    // The local limiter still limits: 120 reads a minute on this replica, one of them spent.
+    let bob_token = access(&bob);
+    let statuses: Vec<u16> = join_all((0..130).map(|_| {
+        replicas[2]
+            .gw
+            .get("/api/v1/organizations/current", Auth::Bearer(bob_token))
+    }))
+    .await
+    .into_iter()
+    .map(|(s, _)| s)
+    .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 119);
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 11);
+    let (status, health) = replicas[2].gw.app.get_json("/health/ready").await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["degraded"], true, "{health}");
+    let (_, health) = replicas[2].gw.app.get_json("/health").await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["rate_limiter"]["using"], "local", "{health}");
+    redis.resume().await;
+}
