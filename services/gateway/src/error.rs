@@ -61,6 +61,15 @@ pub enum GatewayError {
         reset_secs: u64,
         retry_after_secs: u64,
     },
+    /// The organisation's monthly guard calls are spent (429 `quota_exceeded`).
+    #[error(
+        "the monthly quota of {quota} guard calls is spent ({used} used); it renews in {retry_after_secs} s"
+    )]
+    QuotaExceeded {
+        quota: u64,
+        used: i64,
+        retry_after_secs: u64,
+    },
     /// A dependency the request needs is away and there is no safe fallback (503).
     #[error("{0}")]
     Unavailable(&'static str),
@@ -131,6 +140,25 @@ impl GatewayError {
                 .with_header(REMAINING_HEADER.clone(), HeaderValue::from_static("0"))
                 .with_header(RESET_HEADER.clone(), header(reset_secs))
             }
+            Self::QuotaExceeded {
+                quota,
+                used,
+                retry_after_secs,
+            } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                self.to_string(),
+            )
+            .with_details(serde_json::json!({
+                "quota": quota,
+                "used": used,
+                "retry_after": retry_after_secs,
+            }))
+            .with_header(
+                RETRY_AFTER,
+                HeaderValue::from_str(&retry_after_secs.to_string())
+                    .unwrap_or(HeaderValue::from_static("1")),
+            ),
             Self::Unavailable(msg) => ApiError::unavailable(*msg),
             Self::Storage(e) => ApiError::from_storage(e),
             Self::Internal(e) => ApiError::internal(anyhow::anyhow!("{e:#}")),

@@ -24,6 +24,8 @@ pub struct OrgProfile {
     pub tier: Option<String>,
     /// The tier's guard calls per minute (rate limits scale from it).
     pub requests_per_minute: u64,
+    /// Guard calls allowed per calendar month (0: no quota).
+    pub requests_per_month: u64,
     pub settings: Value,
 }
 
@@ -76,6 +78,9 @@ impl OrgProfiles {
             requests_per_minute: current.as_ref().map_or(NO_TIER_PER_MINUTE, |(_, t)| {
                 u64::try_from(t.requests_per_minute).unwrap_or(0)
             }),
+            requests_per_month: current
+                .as_ref()
+                .map_or(0, |(_, t)| u64::try_from(t.requests_per_month).unwrap_or(0)),
             tier: current.map(|(_, t)| t.name),
             settings: organization.settings,
         });

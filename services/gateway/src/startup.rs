@@ -24,6 +24,9 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     needs: Needs::ALL,
 };
 
+/// How often usage tallies go to Redis and the database.
+const USAGE_FLUSH: Duration = Duration::from_secs(1);
+
 /// How often API-key `last_used_at` times are written.
 const LAST_USED_FLUSH: Duration = Duration::from_secs(30);
 
@@ -48,6 +51,12 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
                 .clean_up_every(cleanup_every, shutdown.clone()),
         );
         tokio::spawn(state.api_keys.clone().follow_revocations(shutdown.clone()));
+        tokio::spawn(
+            state
+                .usage
+                .clone()
+                .flush_every(USAGE_FLUSH, shutdown.clone()),
+        );
         tokio::spawn(
             state
                 .api_keys
@@ -103,6 +112,10 @@ impl Readiness for GatewayReadiness {
                         "redis"
                     },
                 }),
+            );
+            report.extra.insert(
+                "usage_backlog".into(),
+                serde_json::json!(self.state.usage.backlog()),
             );
             report.extra.insert(
                 "circuit_breakers".into(),

@@ -10,7 +10,7 @@ use crate::auth::tokens::TokenIssuer;
 use crate::config::{Config, GatewaySettings};
 use crate::guards::GuardRegistry;
 use crate::orgs::OrgProfiles;
-use crate::traffic::RateLimiter;
+use crate::traffic::{RateLimiter, UsageMeter};
 
 /// Application state (one per process, shared by every worker).
 #[derive(Debug)]
@@ -24,6 +24,7 @@ pub struct AppState {
     pub guards: Arc<GuardRegistry>,
     pub org_profiles: OrgProfiles,
     pub rate_limiter: RateLimiter,
+    pub usage: Arc<UsageMeter>,
     pub settings: GatewaySettings,
 }
 
@@ -51,6 +52,7 @@ impl AppState {
                 settings.gateway_rate_limit_fail_mode.unwrap_or_default(),
                 settings.gateway_rate_burst_share.unwrap_or(0.5),
             ),
+            usage: Arc::new(UsageMeter::new(cache.clone(), db.clone())),
             db,
             cache,
             storage: storage.clone(),

@@ -16,6 +16,7 @@ pub mod sessions;
 pub mod subscription_tiers;
 pub mod subscriptions;
 pub mod trustguard_audit_logs;
+pub mod usage;
 pub mod users;
 
 pub use api_keys::ApiKey;
@@ -29,4 +30,5 @@ pub use sessions::{Rotation, Session};
 pub use subscription_tiers::SubscriptionTier;
 pub use subscriptions::Subscription;
 pub use trustguard_audit_logs::TrustAudit;
+pub use usage::UsageRecord;
 pub use users::{NewUser, User, UserUpdate};

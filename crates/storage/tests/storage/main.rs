@@ -12,3 +12,4 @@ mod blobs;
 mod cache;
 mod database;
 mod retention;
+mod usage;

@@ -74,6 +74,10 @@ impl Caller {
     }
 }
 
+/// The organisation an authenticated request is metered under (set by the [`Caller`] extractor).
+#[derive(Debug, Clone, Copy)]
+pub struct Metered(pub Id);
+
 /// An authenticated user (access token only), before any organisation is chosen.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthUser {
@@ -176,7 +180,10 @@ impl FromRequest for Caller {
                 .await;
             match limit {
                 Ok(limit) => {
-                    req.extensions_mut().insert(limit);
+                    let mut ext = req.extensions_mut();
+                    ext.insert(limit);
+                    ext.insert(Metered(caller.organization_id));
+                    drop(ext);
                     Ok(caller)
                 }
                 Err(e) => Err(e),

@@ -7,6 +7,7 @@ pub mod biasguard;
 pub mod guards;
 pub mod organizations;
 pub mod subscriptions;
+pub mod usage;
 pub mod users;
 
 use actix_web::web;
@@ -21,6 +22,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         organizations::endpoints(),
         api_keys::endpoints(),
         subscriptions::endpoints(),
+        usage::endpoints(),
         guards::endpoints(),
         biasguard::endpoints(),
     ]

@@ -1,6 +1,9 @@
 //! Traffic control shared across gateway replicas through Redis: rate limits per client and
-//! endpoint class (this module), with a per-replica fallback while Redis is away.
+//! endpoint class ([`rate_limit`]), with a per-replica fallback while Redis is away, and usage
+//! metering with the monthly quota ([`usage`]).
 
 pub mod rate_limit;
+pub mod usage;
 
 pub use rate_limit::{EndpointClass, FailMode, RateLimiter};
+pub use usage::{Sample, UsageMeter};

@@ -25,7 +25,10 @@ use cg_storage::Cache;
 use cg_storage::cache::{MemoryCache, RateDecision, RateWindow};
 use serde::Deserialize;
 
+use crate::auth::caller::Metered;
 use crate::error::{GatewayError, LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER, Result};
+use crate::state::AppState;
+use crate::traffic::Sample;
 
 /// The class of an endpoint, which sets its share of the tier's limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,14 +210,35 @@ impl RateLimiter {
 
 /// Middleware for routes that authenticate a caller: copies the rate-limit decision the `Caller`
 /// extractor made into `X-RateLimit-Limit`, `-Remaining` and `-Reset` (refusals carry them in the
-/// error already).
+/// error already) and counts the request in the organisation's usage.
 pub async fn rate_limit_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> std::result::Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
     let request = req.request().clone();
     let mut res = next.call(req).await?;
-    let limit = request.extensions().get::<Limit>().copied();
+    let (limit, metered) = {
+        let ext = request.extensions();
+        (ext.get::<Limit>().copied(), ext.get::<Metered>().copied())
+    };
+    if let Some(Metered(org)) = metered
+        && let Some(state) = request.app_data::<actix_web::web::Data<AppState>>()
+    {
+        let endpoint = request
+            .match_pattern()
+            .unwrap_or_else(|| request.path().to_owned());
+        state.usage.record(
+            org,
+            &endpoint,
+            "",
+            &Sample {
+                error: res.status().as_u16() >= 400,
+                latency_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+                ..Sample::default()
+            },
+        );
+    }
     if let Some(limit) = limit {
         let headers = res.headers_mut();
         for (name, value) in [

@@ -51,6 +51,7 @@ async fn replica(database_url: &str, redis_url: &str) -> Replica {
         .env("JWT_SECRET", JWT_SECRET)
         .env("LOGIN_ATTEMPTS_PER_IP", "1000")
         .env("GATEWAY_RATE_BURST_SHARE", "1")
+        .env("ORG_PROFILE_CACHE_SECS", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -175,5 +176,65 @@ async fn a_limit_holds_exactly_across_three_replicas_and_survives_redis_going_aw
     let (_, health) = replicas[2].gw.app.get_json("/health").await;
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(health["rate_limiter"]["using"], "local", "{health}");
+    assert!(health["usage_backlog"].as_u64() > Some(0), "{health}");
+
+    // Redis returns: the usage counted meanwhile reaches the totals (1 + 119 admitted reads).
     redis.resume().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, usage) = replicas[0]
+            .gw
+            .get("/api/v1/usage", Auth::Bearer(bob_token))
+            .await;
+        assert_eq!(status, 200, "{usage}");
+        let reads = usage["totals"]["by_endpoint"]["/api/v1/organizations/current"]["requests"]
+            .as_i64()
+            .unwrap_or(0);
+        if reads == 120 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline && reads < 120,
+            "usage counted without Redis was lost or doubled: {usage}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The monthly quota holds across replicas: three guard calls allowed, the fourth refused
+    // by another replica (the guard itself is not running: the calls fail, and still count).
+    let quota = Command::new("psql")
+        .arg(&db.url)
+        .args([
+            "-q",
+            "-c",
+            "UPDATE subscription_tiers SET requests_per_month = 3 WHERE name = 'free'",
+        ])
+        .status()
+        .expect("psql");
+    assert!(quota.success());
+    let call = serde_json::json!({"service_type": "tokenguard", "payload": {"text": "hi"}});
+    for _ in 0..3 {
+        let (status, answer) = replicas[0]
+            .gw
+            .post(
+                "/api/v1/guards/process",
+                Auth::Bearer(bob_token),
+                call.clone(),
+            )
+            .await;
+        assert_ne!(status, 429, "{answer}");
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (status, refused) = replicas[1]
+        .gw
+        .post("/api/v1/guards/process", Auth::Bearer(bob_token), call)
+        .await;
+    assert_eq!(status, 429, "{refused}");
+    assert_eq!(refused["error"]["code"], "quota_exceeded", "{refused}");
+    let (_, month) = replicas[2]
+        .gw
+        .get("/api/v1/subscriptions/usage", Auth::Bearer(bob_token))
+        .await;
+    assert_eq!(month["quota"], 3, "{month}");
+    assert_eq!(month["remaining"], 0, "{month}");
 }

@@ -17,6 +17,8 @@ use crate::guards::CallFailure;
 use crate::guards::mapping;
 use crate::guards::verdict::{Thresholds, Verdict, risk};
 use crate::state::AppState;
+use crate::traffic::Sample;
+use crate::traffic::usage::QUOTA_ENDPOINT;
 
 const MAX_DEPTH: usize = 10;
 const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
@@ -203,6 +205,40 @@ fn lift_list(data: &Value, keys: &[&str]) -> Vec<Value> {
     Vec::new()
 }
 
+/// What one guard call adds to usage: its latency, whether it failed, and the tokens and cost
+/// TokenGuard reported.
+fn guard_sample(data: Option<&Value>, seconds: f64) -> Sample {
+    let tokens = data.and_then(|d| d["token_count"].as_i64()).unwrap_or(0);
+    let cost = data
+        .and_then(|d| d["cost"]["usd"].as_f64())
+        .map_or(0, |usd| (usd * 1e6).round() as i64);
+    Sample {
+        error: data.is_none(),
+        tokens_input: tokens,
+        tokens_output: 0,
+        cost_usd_micros: cost,
+        latency_ms: (seconds * 1000.0).round() as i64,
+    }
+}
+
+/// Seconds until the next calendar month (UTC), when a quota renews.
+fn seconds_to_next_month() -> u64 {
+    use chrono::{Datelike, TimeZone, Utc};
+    let now = Utc::now();
+    let (y, m) = if now.month() == 12 {
+        (now.year() + 1, 1)
+    } else {
+        (now.year(), now.month() + 1)
+    };
+    Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0)
+        .single()
+        .map_or(3600, |next| {
+            u64::try_from((next - now).num_seconds())
+                .unwrap_or(1)
+                .max(1)
+        })
+}
+
 pub async fn process(
     state: web::Data<AppState>,
     caller: Caller,
@@ -227,6 +263,16 @@ pub async fn process(
             details: json!({"guards": refused, "allowed": profile.guards_allowed}),
         });
     }
+    if profile.requests_per_month > 0 {
+        let used = state.usage.month_requests(caller.organization_id).await;
+        if used >= i64::try_from(profile.requests_per_month).unwrap_or(i64::MAX) {
+            return Err(GatewayError::QuotaExceeded {
+                quota: profile.requests_per_month,
+                used,
+                retry_after_secs: seconds_to_next_month(),
+            });
+        }
+    }
     let payload = body.payload.as_object().cloned().unwrap_or_default();
     let ctx = CallContext {
         request_id: current_request_id(),
@@ -239,11 +285,18 @@ pub async fn process(
 
     if !multi {
         let kind = kinds[0];
-        let data = state
+        let t = Instant::now();
+        let outcome = state
             .guards
             .call(kind, &mapping::request(kind, &payload), &ctx)
-            .await
-            .map_err(|e| failure(kind, &e))?;
+            .await;
+        state.usage.record(
+            caller.organization_id,
+            QUOTA_ENDPOINT,
+            kind.name(),
+            &guard_sample(outcome.as_ref().ok(), t.elapsed().as_secs_f64()),
+        );
+        let data = outcome.map_err(|e| failure(kind, &e))?;
         return Ok(HttpResponse::Ok().json(ProcessResponse {
             request_id: ctx.request_id,
             service_type: kind.name().into(),
@@ -283,6 +336,12 @@ pub async fn process(
     let mut highest = 0.0_f64;
     let mut first_failure = None;
     for (kind, outcome, took) in outcomes {
+        state.usage.record(
+            caller.organization_id,
+            QUOTA_ENDPOINT,
+            kind.name(),
+            &guard_sample(outcome.as_ref().ok(), took),
+        );
         match outcome {
             Ok(data) => {
                 let r = risk(kind, &data);

@@ -1,5 +1,5 @@
 //! `/api/v1/subscriptions`: tiers, the organisation's subscription, its history, cancel and
-//! reactivate. (`/usage` arrives with usage metering.)
+//! reactivate (`/usage` is in [`super::usage`]).
 
 use actix_web::{HttpResponse, web};
 use cg_storage::models::{Role, Subscription, SubscriptionTier};
