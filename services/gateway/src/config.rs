@@ -13,6 +13,7 @@
 //! | `CIRCUIT_BREAKER_FAILURES` | 5 | consecutive failures that open a guard's circuit |
 //! | `CIRCUIT_BREAKER_COOLDOWN_SECS` | 60 | how long an open circuit waits before one probe call |
 //! | `GUARD_HEALTH_CACHE_SECS` | 30 | how long a guard's health answer is reused |
+//! | `GATEWAY_BUDGET_RESERVE_USD_MICROS` | 10000 | reserved per guard call against the monthly budget, settled to TokenGuard's cost afterwards |
 //! | `ORG_PROFILE_CACHE_SECS` | 30 | how long a replica keeps an organisation's tier, limits and settings (0: read every request) |
 //! | `GATEWAY_RATE_LIMIT_FAIL_MODE` | `local` | while Redis is away: `local` (each replica limits alone), `open` (no limit) or `closed` (503) |
 //! | `GATEWAY_RATE_BURST_SHARE` | 0.5 | share of the minute limit allowed in any 10 seconds |
@@ -77,6 +78,8 @@ pub struct GatewaySettings {
     pub gateway_rate_burst_share: Option<f64>,
     #[serde(default)]
     pub org_profile_cache_secs: Option<f64>,
+    #[serde(default)]
+    pub gateway_budget_reserve_usd_micros: Option<i64>,
 }
 
 impl Config {

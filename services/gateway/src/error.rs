@@ -70,6 +70,9 @@ pub enum GatewayError {
         used: i64,
         retry_after_secs: u64,
     },
+    /// The organisation's monthly budget is spent (402 `budget_exceeded`).
+    #[error("the monthly budget of ${budget_usd:.2} is spent (${spent_usd:.4} spent or reserved)")]
+    BudgetExceeded { budget_usd: f64, spent_usd: f64 },
     /// A dependency the request needs is away and there is no safe fallback (503).
     #[error("{0}")]
     Unavailable(&'static str),
@@ -159,6 +162,15 @@ impl GatewayError {
                 HeaderValue::from_str(&retry_after_secs.to_string())
                     .unwrap_or(HeaderValue::from_static("1")),
             ),
+            Self::BudgetExceeded {
+                budget_usd,
+                spent_usd,
+            } => ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "budget_exceeded",
+                self.to_string(),
+            )
+            .with_details(serde_json::json!({"budget_usd": budget_usd, "spent_usd": spent_usd})),
             Self::Unavailable(msg) => ApiError::unavailable(*msg),
             Self::Storage(e) => ApiError::from_storage(e),
             Self::Internal(e) => ApiError::internal(anyhow::anyhow!("{e:#}")),

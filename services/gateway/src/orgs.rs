@@ -26,6 +26,8 @@ pub struct OrgProfile {
     pub requests_per_minute: u64,
     /// Guard calls allowed per calendar month (0: no quota).
     pub requests_per_month: u64,
+    /// The monthly USD budget in micro-dollars (0: none).
+    pub monthly_budget_usd_micros: i64,
     pub settings: Value,
 }
 
@@ -81,6 +83,9 @@ impl OrgProfiles {
             requests_per_month: current
                 .as_ref()
                 .map_or(0, |(_, t)| u64::try_from(t.requests_per_month).unwrap_or(0)),
+            monthly_budget_usd_micros: current
+                .as_ref()
+                .map_or(0, |(_, t)| t.monthly_budget_usd_micros),
             tier: current.map(|(_, t)| t.name),
             settings: organization.settings,
         });

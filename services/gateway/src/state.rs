@@ -10,7 +10,7 @@ use crate::auth::tokens::TokenIssuer;
 use crate::config::{Config, GatewaySettings};
 use crate::guards::GuardRegistry;
 use crate::orgs::OrgProfiles;
-use crate::traffic::{RateLimiter, UsageMeter};
+use crate::traffic::{Budgets, RateLimiter, UsageMeter};
 
 /// Application state (one per process, shared by every worker).
 #[derive(Debug)]
@@ -25,6 +25,7 @@ pub struct AppState {
     pub org_profiles: OrgProfiles,
     pub rate_limiter: RateLimiter,
     pub usage: Arc<UsageMeter>,
+    pub budgets: Budgets,
     pub settings: GatewaySettings,
 }
 
@@ -53,6 +54,11 @@ impl AppState {
                 settings.gateway_rate_burst_share.unwrap_or(0.5),
             ),
             usage: Arc::new(UsageMeter::new(cache.clone(), db.clone())),
+            budgets: Budgets::new(
+                cache.clone(),
+                settings.gateway_rate_limit_fail_mode.unwrap_or_default(),
+                settings.gateway_budget_reserve_usd_micros.unwrap_or(10_000),
+            ),
             db,
             cache,
             storage: storage.clone(),

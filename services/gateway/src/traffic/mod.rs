@@ -2,8 +2,10 @@
 //! endpoint class ([`rate_limit`]), with a per-replica fallback while Redis is away, and usage
 //! metering with the monthly quota ([`usage`]).
 
+pub mod budget;
 pub mod rate_limit;
 pub mod usage;
 
+pub use budget::Budgets;
 pub use rate_limit::{EndpointClass, FailMode, RateLimiter};
 pub use usage::{Sample, UsageMeter};

@@ -35,10 +35,15 @@ fn free_port() -> u16 {
 }
 
 async fn replica(database_url: &str, redis_url: &str) -> Replica {
+    replica_with(database_url, redis_url, &[]).await
+}
+
+async fn replica_with(database_url: &str, redis_url: &str, extra: &[(&str, String)]) -> Replica {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .env_clear()
+        .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
         .env("CG_HOST", "127.0.0.1")
         .env("CG_PORT", port.to_string())
         .env("CG_INTERNAL_TOKEN", TEST_INTERNAL_TOKEN)
@@ -237,4 +242,101 @@ async fn a_limit_holds_exactly_across_three_replicas_and_survives_redis_going_aw
         .await;
     assert_eq!(month["quota"], 3, "{month}");
     assert_eq!(month["remaining"], 0, "{month}");
+}
+
+fn psql(url: &str, sql: &str) {
+    let status = Command::new("psql")
+        .arg(url)
+        .args(["-q", "-c", sql])
+        .status()
+        .expect("psql");
+    assert!(status.success(), "{sql}");
+}
+
+/// Thirty guard calls at once over three replicas against a budget that fits about ten: the
+/// reserved-and-settled total never passes the budget.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_budget_is_never_exceeded_under_concurrent_load_across_replicas() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let guard_storage = cg_storage::testing::TestStorage::embedded();
+    let guard = cg_tokenguard::startup::build(cg_tokenguard::config::Config {
+        server: cg_service_kit::testing::server_config(),
+        storage: guard_storage.config.clone(),
+        tokenguard: Default::default(),
+    })
+    .await
+    .expect("start tokenguard");
+    let guard_url = format!("http://127.0.0.1:{}", guard.port());
+    let _running = tokio::spawn(guard.run_until_stopped());
+    let text = "The quarterly report shows revenue growth across every region. ".repeat(20);
+    // What one call costs, as TokenGuard prices it.
+    let priced: Value = reqwest::Client::new()
+        .post(format!("{guard_url}/scan"))
+        .header("x-internal-token", TEST_INTERNAL_TOKEN)
+        .json(&serde_json::json!({"text": text}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cost = (priced["cost"]["usd"].as_f64().expect("a price") * 1e6).round() as i64;
+    assert!(cost > 0, "{priced}");
+    let budget = 10 * cost;
+    psql(
+        &db.url,
+        &format!(
+            "UPDATE subscription_tiers SET monthly_budget_usd_micros = {budget} WHERE name = 'free'"
+        ),
+    );
+    let extra = [
+        ("TOKENGUARD_URL", guard_url.clone()),
+        ("GATEWAY_BUDGET_RESERVE_USD_MICROS", (2 * cost).to_string()),
+    ];
+    let replicas = join_all((0..3).map(|_| replica_with(&db.url, &redis.url, &extra))).await;
+    let carol = replicas[0].gw.sign_up("carol@example.com").await;
+    let token = access(&carol);
+    let call = serde_json::json!({"service_type": "tokenguard", "payload": {"text": text}});
+    let statuses: Vec<(u16, Value)> = join_all((0..30).map(|i| {
+        replicas[i % 3]
+            .gw
+            .post("/api/v1/guards/process", Auth::Bearer(token), call.clone())
+    }))
+    .await;
+    let admitted = statuses.iter().filter(|(s, _)| *s == 200).count();
+    let refused: Vec<&Value> = statuses
+        .iter()
+        .filter(|(s, _)| *s == 402)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(admitted + refused.len(), 30, "{statuses:?}");
+    assert!(
+        (5..=10).contains(&admitted),
+        "admitted {admitted}: {:?}",
+        statuses.iter().find(|(s, _)| *s != 200 && *s != 402)
+    );
+    assert_eq!(
+        refused[0]["error"]["code"], "budget_exceeded",
+        "{}",
+        refused[0]
+    );
+    let (_, month) = replicas[1]
+        .gw
+        .get("/api/v1/subscriptions/usage", Auth::Bearer(token))
+        .await;
+    let spent = month["budget_spent_usd"].as_f64().expect("spent");
+    assert!(
+        (spent * 1e6).round() as i64 <= budget,
+        "spent {spent} over the budget {budget} µ$: {month}"
+    );
+    assert_eq!(
+        (spent * 1e6).round() as i64,
+        admitted as i64 * cost,
+        "{month}"
+    );
 }

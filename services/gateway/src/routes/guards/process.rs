@@ -273,6 +273,14 @@ pub async fn process(
             });
         }
     }
+    let reservation = state
+        .budgets
+        .reserve(
+            caller.organization_id,
+            kinds.len(),
+            profile.monthly_budget_usd_micros,
+        )
+        .await?;
     let payload = body.payload.as_object().cloned().unwrap_or_default();
     let ctx = CallContext {
         request_id: current_request_id(),
@@ -290,12 +298,14 @@ pub async fn process(
             .guards
             .call(kind, &mapping::request(kind, &payload), &ctx)
             .await;
-        state.usage.record(
-            caller.organization_id,
-            QUOTA_ENDPOINT,
-            kind.name(),
-            &guard_sample(outcome.as_ref().ok(), t.elapsed().as_secs_f64()),
-        );
+        let sample = guard_sample(outcome.as_ref().ok(), t.elapsed().as_secs_f64());
+        state
+            .usage
+            .record(caller.organization_id, QUOTA_ENDPOINT, kind.name(), &sample);
+        state
+            .budgets
+            .settle(reservation, sample.cost_usd_micros)
+            .await;
         let data = outcome.map_err(|e| failure(kind, &e))?;
         return Ok(HttpResponse::Ok().json(ProcessResponse {
             request_id: ctx.request_id,
@@ -335,13 +345,16 @@ pub async fn process(
     let mut warnings = Vec::new();
     let mut highest = 0.0_f64;
     let mut first_failure = None;
+    let mut cost = 0;
+    for (kind, outcome, took) in &outcomes {
+        let sample = guard_sample(outcome.as_ref().ok(), *took);
+        cost += sample.cost_usd_micros;
+        state
+            .usage
+            .record(caller.organization_id, QUOTA_ENDPOINT, kind.name(), &sample);
+    }
+    state.budgets.settle(reservation, cost).await;
     for (kind, outcome, took) in outcomes {
-        state.usage.record(
-            caller.organization_id,
-            QUOTA_ENDPOINT,
-            kind.name(),
-            &guard_sample(outcome.as_ref().ok(), took),
-        );
         match outcome {
             Ok(data) => {
                 let r = risk(kind, &data);

@@ -210,6 +210,8 @@ pub async fn month(state: web::Data<AppState>, caller: Caller) -> Result<HttpRes
     let all: Vec<&UsageRecord> = days.iter().collect();
     let figures = bucket("", &all);
     let quota = profile.requests_per_month;
+    let budget = profile.monthly_budget_usd_micros;
+    let spent = state.budgets.spent(caller.organization_id).await;
     Ok(HttpResponse::Ok().json(json!({
         "tier": profile.tier,
         "period_start": start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -220,6 +222,8 @@ pub async fn month(state: web::Data<AppState>, caller: Caller) -> Result<HttpRes
         "guard_calls": figures["guard_calls"],
         "tokens_input": figures["tokens_input"],
         "cost_usd": figures["cost_usd"],
+        "budget_usd": if budget > 0 { json!(budget as f64 / 1e6) } else { Value::Null },
+        "budget_spent_usd": spent.map(|m| m as f64 / 1e6),
         "by_guard": figures["by_guard"],
     })))
 }
