@@ -13,6 +13,8 @@ use super::{BiasType, Pattern, ProtectedClass, Role, Span};
 
 /// How far after a group mention its predicate is looked for, in words.
 const PREDICATE_WINDOW: usize = 10;
+/// The prefix of the features that name a word of a group's predicate (see [`detect`]).
+pub const PREDICATE_PREFIX: &str = "p:";
 /// How far before a mention a reporting verb ("saying", "thinks") is looked for, in words.
 const REPORTING_WINDOW: usize = 12;
 
@@ -280,6 +282,12 @@ pub fn detect(text: &str, tokens: &Tokens, referent: Option<(ProtectedClass, Rol
         }
         let qualifier = (!qualifier.is_empty()).then(|| qualifier.join(", "));
         let cue_end = |at: usize, cue: Cue| at + cues.len(cue, at).max(1);
+        // What is said of a targeted group: the words of its predicate ("p:lazy" in "X are lazy").
+        if m.role != Role::Unmarked {
+            for word in &words[j..w_end] {
+                f.features.insert(format!("{PREDICATE_PREFIX}{word}"), 1.0);
+            }
+        }
 
         if m.role == Role::Unmarked {
             if generic

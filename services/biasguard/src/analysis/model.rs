@@ -61,8 +61,9 @@ pub struct ModelFile {
 pub static MODEL: LazyLock<ModelFile> =
     LazyLock::new(|| serde_json::from_str(MODEL_JSON).unwrap_or_default());
 
-/// The complete feature vector: the detectors' features, the distinct words (`w:`) and adjacent
-/// word pairs (`b:`), and each of those again keyed by the primary class (`race_ethnicity@…`).
+/// The complete feature vector: the detectors' features (among them the words said of a targeted
+/// group, `p:`), the distinct words (`w:`) and adjacent word pairs (`b:`), and each of those again
+/// keyed by the primary class (`race_ethnicity@…`).
 pub fn features(findings: &Findings, tokens: &Tokens) -> BTreeMap<String, f64> {
     let mut out = findings.features.clone();
     let words: Vec<&str> = tokens.words.iter().map(|w| w.norm.as_str()).collect();

@@ -47,6 +47,9 @@ fn describe(feature: &str) -> String {
     if let Some(b) = feature.strip_prefix("b:") {
         return format!("the words \"{}\"", b.replacen('_', " ", 1));
     }
+    if let Some(w) = feature.strip_prefix(super::detect::PREDICATE_PREFIX) {
+        return format!("the word \"{w}\" in what is said of a group");
+    }
     if let Some(class) = feature.strip_prefix("class_") {
         return format!("a mention of {}", class.replace('_', " "));
     }

@@ -186,3 +186,15 @@ fn the_shared_policy_vocabulary_matches_the_analysis() {
     let classes: Vec<&str> = ProtectedClass::ALL.iter().map(|c| c.as_str()).collect();
     assert_eq!(classes, cg_guard_api::biasguard::PROTECTED_CLASSES);
 }
+
+#[test]
+fn predicate_words_of_a_targeted_group_are_named_features() {
+    let f = analysis_features("Muslims are violent, I read.");
+    assert!(
+        f.contains_key("p:violent") && f.contains_key("p:are"),
+        "{f:?}"
+    );
+    // Only the clause after the mention, and not for the dominant group.
+    assert!(!f.contains_key("p:read"));
+    assert!(!analysis_features("Men are violent.").contains_key("p:violent"));
+}

@@ -3,10 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::detect::PREDICATE_PREFIX;
 use super::model::{Example, ModelFile, fit};
 use super::{analysis_features, model::is_held_out};
 
-/// Words and word pairs need this many training rows to get a weight.
+/// Words, word pairs and predicate words need this many training rows to get a weight.
 pub const MIN_DOCUMENT_FREQUENCY: usize = 3;
 /// The L2 penalties and the weights of one CrowS-Pairs constraint relative to a row that are
 /// tried (one of each is chosen by cross-validation), and the iterations of a fit.
@@ -33,9 +34,14 @@ pub struct Pair {
     pub less: String,
 }
 
+/// Word features (words, word pairs, words of a group's predicate): pruned by document frequency.
+fn lexical(name: &str) -> bool {
+    name.starts_with("w:") || name.starts_with("b:") || name.starts_with(PREDICATE_PREFIX)
+}
+
 fn keep(name: &str, vocabulary: &BTreeSet<String>) -> bool {
     let base = name.split_once('@').map_or(name, |(_, b)| b);
-    !(base.starts_with("w:") || base.starts_with("b:")) || vocabulary.contains(base)
+    !lexical(base) || vocabulary.contains(base)
 }
 
 /// Fit on the rows and pairs that are not held out; deterministic for the same data.
@@ -46,10 +52,7 @@ pub fn train(rows: &[LabelledText], pairs: &[Pair]) -> ModelFile {
         rows.iter().map(|r| analysis_features(&r.text)).collect();
     let mut df: HashMap<&str, usize> = HashMap::new();
     for f in &row_features {
-        for k in f
-            .keys()
-            .filter(|k| k.starts_with("w:") || k.starts_with("b:"))
-        {
+        for k in f.keys().filter(|k| lexical(k)) {
             *df.entry(k.as_str()).or_default() += 1;
         }
     }
