@@ -34,7 +34,7 @@ fn bench(c: &mut Criterion) {
             n += 1;
             // A fresh client per call (1,000 distinct keys), never refused.
             let client = format!("key:{}", n % 1000);
-            rt.block_on(memory.check(black_box(&client), EndpointClass::Process, 1 << 40))
+            rt.block_on(memory.check(black_box(&client), EndpointClass::Process, 1 << 40, None))
                 .is_ok()
         })
     });
@@ -65,8 +65,13 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 n += 1;
                 let client = format!("key:{}", n % 1000);
-                rt.block_on(limiter.check(black_box(&client), EndpointClass::Process, 1 << 40))
-                    .is_ok()
+                rt.block_on(limiter.check(
+                    black_box(&client),
+                    EndpointClass::Process,
+                    1 << 40,
+                    None,
+                ))
+                .is_ok()
             })
         });
     }

@@ -51,6 +51,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
                 .clean_up_every(cleanup_every, shutdown.clone()),
         );
         tokio::spawn(state.api_keys.clone().follow_revocations(shutdown.clone()));
+        tokio::spawn(state.config.clone().follow(shutdown.clone()));
         tokio::spawn(
             state
                 .usage
@@ -113,6 +114,9 @@ impl Readiness for GatewayReadiness {
                     },
                 }),
             );
+            report
+                .extra
+                .insert("config".into(), self.state.config.status());
             report.extra.insert(
                 "usage_backlog".into(),
                 serde_json::json!(self.state.usage.backlog()),

@@ -10,7 +10,7 @@ use crate::auth::tokens::TokenIssuer;
 use crate::config::{Config, GatewaySettings};
 use crate::guards::GuardRegistry;
 use crate::orgs::OrgProfiles;
-use crate::traffic::{Budgets, RateLimiter, UsageMeter};
+use crate::traffic::{Budgets, DynamicConfig, RateLimiter, UsageMeter};
 
 /// Application state (one per process, shared by every worker).
 #[derive(Debug)]
@@ -26,6 +26,7 @@ pub struct AppState {
     pub rate_limiter: RateLimiter,
     pub usage: Arc<UsageMeter>,
     pub budgets: Budgets,
+    pub config: Arc<DynamicConfig>,
     pub settings: GatewaySettings,
 }
 
@@ -54,6 +55,7 @@ impl AppState {
                 settings.gateway_rate_burst_share.unwrap_or(0.5),
             ),
             usage: Arc::new(UsageMeter::new(cache.clone(), db.clone())),
+            config: Arc::new(DynamicConfig::new(cache.clone())),
             budgets: Budgets::new(
                 cache.clone(),
                 settings.gateway_rate_limit_fail_mode.unwrap_or_default(),

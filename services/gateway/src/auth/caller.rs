@@ -174,9 +174,17 @@ impl FromRequest for Caller {
             // rides along for the X-RateLimit-* headers.
             let profile = state.org_profiles.get(caller.organization_id).await?;
             let class = EndpointClass::of(req.method(), req.path());
+            let per_minute = state
+                .config
+                .requests_per_minute(profile.tier.as_deref(), profile.requests_per_minute);
             let limit = state
                 .rate_limiter
-                .check(&caller.client_key(), class, profile.requests_per_minute)
+                .check(
+                    &caller.client_key(),
+                    class,
+                    per_minute,
+                    state.config.burst_share(),
+                )
                 .await;
             match limit {
                 Ok(limit) => {

@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod biasguard;
+pub mod config;
 pub mod guards;
 pub mod organizations;
 pub mod subscriptions;
@@ -24,6 +25,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         subscriptions::endpoints(),
         usage::endpoints(),
         guards::endpoints(),
+        config::endpoints(),
         biasguard::endpoints(),
     ]
     .into_iter()

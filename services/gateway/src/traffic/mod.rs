@@ -3,9 +3,11 @@
 //! metering with the monthly quota ([`usage`]).
 
 pub mod budget;
+pub mod config;
 pub mod rate_limit;
 pub mod usage;
 
 pub use budget::Budgets;
+pub use config::DynamicConfig;
 pub use rate_limit::{EndpointClass, FailMode, RateLimiter};
 pub use usage::{Sample, UsageMeter};

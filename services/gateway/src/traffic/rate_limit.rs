@@ -117,10 +117,19 @@ impl RateLimiter {
         }
     }
 
-    /// The windows for a class under a tier allowing `per_minute` guard calls a minute.
-    pub fn windows(&self, class: EndpointClass, per_minute: u64) -> [RateWindow; 3] {
+    /// The windows for a class under a tier allowing `per_minute` guard calls a minute (the
+    /// burst share from dynamic configuration when set, else this replica's).
+    pub fn windows(
+        &self,
+        class: EndpointClass,
+        per_minute: u64,
+        burst_share: Option<f64>,
+    ) -> [RateWindow; 3] {
         let minute = class.per_minute(per_minute.max(1));
-        let burst = ((minute as f64 * self.burst_share).ceil() as u64).max(1);
+        let share = burst_share
+            .filter(|s| *s > 0.0 && *s <= 1.0)
+            .unwrap_or(self.burst_share);
+        let burst = ((minute as f64 * share).ceil() as u64).max(1);
         [
             RateWindow::new(burst, Duration::from_secs(10)),
             RateWindow::new(minute, Duration::from_secs(60)),
@@ -144,8 +153,9 @@ impl RateLimiter {
         client: &str,
         class: EndpointClass,
         per_minute: u64,
+        burst_share: Option<f64>,
     ) -> Result<Limit> {
-        let windows = self.windows(class, per_minute);
+        let windows = self.windows(class, per_minute, burst_share);
         let key = format!("rl:{}:{client}", class.as_str());
         let limit = match self.shared.rate_limit(&key, &windows, 1).await {
             Ok(decision) => {
@@ -281,14 +291,14 @@ mod tests {
             FailMode::Local,
             0.5,
         );
-        let w = rl.windows(EndpointClass::Process, 60);
+        let w = rl.windows(EndpointClass::Process, 60, None);
         assert_eq!(
             w.map(|w| (w.limit, w.window.as_secs())),
             [(30, 10), (60, 60), (1800, 3600)]
         );
-        assert_eq!(rl.windows(EndpointClass::Read, 60)[1].limit, 120);
-        assert_eq!(rl.windows(EndpointClass::Admin, 1)[1].limit, 1);
-        assert_eq!(rl.windows(EndpointClass::Admin, 1)[0].limit, 1);
+        assert_eq!(rl.windows(EndpointClass::Read, 60, None)[1].limit, 120);
+        assert_eq!(rl.windows(EndpointClass::Admin, 1, None)[1].limit, 1);
+        assert_eq!(rl.windows(EndpointClass::Admin, 1, None)[0].limit, 1);
     }
 
     #[tokio::test]
@@ -299,20 +309,27 @@ mod tests {
             1.0,
         );
         for _ in 0..5 {
-            rl.check("key:a", EndpointClass::Process, 5).await.unwrap();
+            rl.check("key:a", EndpointClass::Process, 5, None)
+                .await
+                .unwrap();
         }
         let Err(GatewayError::RateLimited {
             limit,
             retry_after_secs,
             ..
-        }) = rl.check("key:a", EndpointClass::Process, 5).await
+        }) = rl.check("key:a", EndpointClass::Process, 5, None).await
         else {
             panic!("the sixth request passed");
         };
         assert_eq!(limit, 5);
-        assert!((1..=60).contains(&retry_after_secs));
+        // A full bucket of a sliding-window counter weighs on the next one: up to two windows.
+        assert!((1..=120).contains(&retry_after_secs), "{retry_after_secs}");
         // Another client and another class have their own budgets.
-        rl.check("key:b", EndpointClass::Process, 5).await.unwrap();
-        rl.check("key:a", EndpointClass::Read, 5).await.unwrap();
+        rl.check("key:b", EndpointClass::Process, 5, None)
+            .await
+            .unwrap();
+        rl.check("key:a", EndpointClass::Read, 5, None)
+            .await
+            .unwrap();
     }
 }

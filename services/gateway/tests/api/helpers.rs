@@ -83,6 +83,11 @@ impl Gateway {
         .await
     }
 
+    pub async fn put(&self, path: &str, auth: Auth<'_>, body: Value) -> (u16, Value) {
+        self.send(self.request(Method::PUT, path, auth).json(&body))
+            .await
+    }
+
     pub async fn delete(&self, path: &str, auth: Auth<'_>) -> (u16, Value) {
         self.send(self.request(Method::DELETE, path, auth)).await
     }

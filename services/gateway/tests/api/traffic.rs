@@ -340,3 +340,85 @@ async fn a_budget_is_never_exceeded_under_concurrent_load_across_replicas() {
         "{month}"
     );
 }
+
+/// A platform administrator changes the rate limits through one replica; every replica applies
+/// the new version within a second, and the new limit is what the next request is held to.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_change_reaches_every_replica_within_a_second() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let replicas = join_all((0..3).map(|_| replica(&db.url, &redis.url))).await;
+    let root = replicas[0].gw.sign_up("root@example.com").await;
+    psql(
+        &db.url,
+        "UPDATE users SET is_superuser = true WHERE email = 'root@example.com'",
+    );
+    let token = access(&root);
+    let dave = replicas[0].gw.sign_up("dave@example.com").await;
+    let (status, refused) = replicas[0]
+        .gw
+        .get("/api/v1/config", Auth::Bearer(access(&dave)))
+        .await;
+    assert_eq!(status, 403, "{refused}");
+
+    let (status, doc) = replicas[0]
+        .gw
+        .put(
+            "/api/v1/config/rate-limits",
+            Auth::Bearer(token),
+            serde_json::json!({"tiers": {"free": {"requests_per_minute": 5}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{doc}");
+    let version = doc["version"].as_i64().unwrap();
+    let changed = std::time::Instant::now();
+    for r in &replicas {
+        loop {
+            let (_, status) = r.gw.get("/api/v1/config/status", Auth::Bearer(token)).await;
+            if status["version"].as_i64() == Some(version) {
+                break;
+            }
+            assert!(
+                changed.elapsed() < Duration::from_secs(1),
+                "a replica still applies version {} a second later",
+                status["version"]
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Reads of the free tier are now limited to 2 × 5 a minute, on every replica.
+    let resp = replicas[2]
+        .gw
+        .app
+        .client
+        .get(format!(
+            "{}/api/v1/organizations/current",
+            replicas[2].gw.app.address
+        ))
+        .bearer_auth(access(&dave))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-ratelimit-limit"], "10");
+    // Invalid settings are refused and change nothing; the change history names who and what.
+    let (status, _) = replicas[1]
+        .gw
+        .put(
+            "/api/v1/config/rate-limits",
+            Auth::Bearer(token),
+            serde_json::json!({"burst_share": 3}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (_, export) = replicas[1]
+        .gw
+        .get("/api/v1/config/export", Auth::Bearer(token))
+        .await;
+    assert_eq!(export["config"]["version"], version, "{export}");
+    assert_eq!(export["history"][0]["section"], "rate_limits", "{export}");
+    assert_eq!(export["history"][0]["previous"], Value::Null, "{export}");
+}

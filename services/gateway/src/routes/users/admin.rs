@@ -11,7 +11,7 @@ use crate::state::AppState;
 
 const MAX_PAGE: i64 = 200;
 
-async fn require_superuser(state: &AppState, caller: &AuthUser) -> Result<()> {
+pub(crate) async fn require_superuser(state: &AppState, caller: &AuthUser) -> Result<()> {
     let mut pooled = state.db.get().await?;
     let user = User::find(&mut pooled.conn(), caller.user_id).await?;
     if user.is_superuser && user.is_active {

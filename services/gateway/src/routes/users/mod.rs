@@ -1,7 +1,7 @@
 //! `/api/v1/users`: the caller's own account, and account administration for platform admins
 //! (`users.is_superuser`).
 
-mod admin;
+pub(crate) mod admin;
 mod me;
 
 use crate::api_doc::{Access, Endpoint, body};
