@@ -24,6 +24,9 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     needs: Needs::ALL,
 };
 
+/// How often budget refunds are applied.
+const BUDGET_REFUNDS: Duration = Duration::from_millis(200);
+
 /// How often usage tallies go to Redis and the database.
 const USAGE_FLUSH: Duration = Duration::from_secs(1);
 
@@ -52,6 +55,12 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         );
         tokio::spawn(state.api_keys.clone().follow_revocations(shutdown.clone()));
         tokio::spawn(state.config.clone().follow(shutdown.clone()));
+        tokio::spawn(
+            state
+                .budgets
+                .clone()
+                .refund_every(BUDGET_REFUNDS, shutdown.clone()),
+        );
         tokio::spawn(
             state
                 .usage

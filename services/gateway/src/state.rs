@@ -25,7 +25,7 @@ pub struct AppState {
     pub org_profiles: OrgProfiles,
     pub rate_limiter: RateLimiter,
     pub usage: Arc<UsageMeter>,
-    pub budgets: Budgets,
+    pub budgets: Arc<Budgets>,
     pub config: Arc<DynamicConfig>,
     pub settings: GatewaySettings,
 }
@@ -56,11 +56,11 @@ impl AppState {
             ),
             usage: Arc::new(UsageMeter::new(cache.clone(), db.clone())),
             config: Arc::new(DynamicConfig::new(cache.clone())),
-            budgets: Budgets::new(
+            budgets: Arc::new(Budgets::new(
                 cache.clone(),
                 settings.gateway_rate_limit_fail_mode.unwrap_or_default(),
                 settings.gateway_budget_reserve_usd_micros.unwrap_or(10_000),
-            ),
+            )),
             db,
             cache,
             storage: storage.clone(),
