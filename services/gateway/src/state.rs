@@ -10,7 +10,7 @@ use crate::auth::tokens::TokenIssuer;
 use crate::config::{Config, GatewaySettings};
 use crate::guards::GuardRegistry;
 use crate::orgs::OrgProfiles;
-use crate::traffic::{Budgets, DynamicConfig, RateLimiter, UsageMeter};
+use crate::traffic::{Budgets, DynamicConfig, RateLimiter, UsageMeter, WorkerCaches};
 
 /// Application state (one per process, shared by every worker).
 #[derive(Debug)]
@@ -35,6 +35,18 @@ impl AppState {
         let db = storage.db()?.clone();
         let cache = storage.cache()?.clone();
         let settings = config.gateway.clone();
+        // The same Redis as the shared connection, opened again by each worker thread.
+        let workers = WorkerCaches::new(
+            config
+                .storage
+                .resolve(cg_storage::Needs {
+                    database: false,
+                    cache: true,
+                    blobs: false,
+                })
+                .ok()
+                .and_then(|r| r.cache),
+        );
         Ok(Self {
             tokens: TokenIssuer::new(settings.jwt_secret(), settings.access_token_ttl())?,
             sessions: SessionStore::new(
@@ -53,14 +65,18 @@ impl AppState {
                 cache.clone(),
                 settings.gateway_rate_limit_fail_mode.unwrap_or_default(),
                 settings.gateway_rate_burst_share.unwrap_or(0.5),
-            ),
+            )
+            .with_worker_connections(workers.clone()),
             usage: Arc::new(UsageMeter::new(cache.clone(), db.clone())),
             config: Arc::new(DynamicConfig::new(cache.clone())),
-            budgets: Arc::new(Budgets::new(
-                cache.clone(),
-                settings.gateway_rate_limit_fail_mode.unwrap_or_default(),
-                settings.gateway_budget_reserve_usd_micros.unwrap_or(10_000),
-            )),
+            budgets: Arc::new(
+                Budgets::new(
+                    cache.clone(),
+                    settings.gateway_rate_limit_fail_mode.unwrap_or_default(),
+                    settings.gateway_budget_reserve_usd_micros.unwrap_or(10_000),
+                )
+                .with_worker_connections(workers),
+            ),
             db,
             cache,
             storage: storage.clone(),

@@ -28,7 +28,7 @@ use cg_storage::sql_types::Id;
 use chrono::{Datelike, Utc};
 
 use crate::error::{GatewayError, Result};
-use crate::traffic::FailMode;
+use crate::traffic::{FailMode, WorkerCaches};
 
 const KEEP: Duration = Duration::from_secs(40 * 24 * 3600);
 
@@ -41,6 +41,8 @@ pub struct Budgets {
     reserve_micros: i64,
     /// Refunds waiting to be applied: (key, on the local counter) → micro-dollars (negative).
     refunds: Mutex<HashMap<(String, bool), i64>>,
+    /// Per-worker connections to the same Redis as `shared`.
+    workers: WorkerCaches,
 }
 
 /// A reservation to settle after the call.
@@ -65,7 +67,14 @@ impl Budgets {
             fail_mode,
             reserve_micros: reserve_micros.max(0),
             refunds: Mutex::default(),
+            workers: WorkerCaches::new(None),
         }
+    }
+
+    /// Reserve through a connection of the calling worker thread once it is open.
+    pub fn with_worker_connections(mut self, workers: WorkerCaches) -> Self {
+        self.workers = workers;
+        self
     }
 
     /// Reserve for `calls` guard calls against `budget_micros` (0: no budget, nothing reserved).
@@ -80,10 +89,27 @@ impl Budgets {
         }
         let key = key(org);
         let amount = self.reserve_micros * i64::try_from(calls).unwrap_or(1);
-        let (cache, local) = match self.shared.incr_by(&key, amount, Some(KEEP)).await {
-            Ok(total) => {
+        // The worker's own connection first, the shared one if it fails (see `WorkerCaches`).
+        let own = self.workers.get();
+        let reserved = match &own {
+            Some(c) => match c.incr_by(&key, amount, Some(KEEP)).await {
+                Ok(total) => Ok((c, total)),
+                Err(_) => self
+                    .shared
+                    .incr_by(&key, amount, Some(KEEP))
+                    .await
+                    .map(|t| (&self.shared, t)),
+            },
+            None => self
+                .shared
+                .incr_by(&key, amount, Some(KEEP))
+                .await
+                .map(|t| (&self.shared, t)),
+        };
+        let (cache, local) = match reserved {
+            Ok((shared, total)) => {
                 return self
-                    .check(&self.shared, key, amount, total, budget_micros, false)
+                    .check(shared, key, amount, total, budget_micros, false)
                     .await;
             }
             Err(e) => match self.fail_mode {

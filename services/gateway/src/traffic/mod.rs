@@ -6,8 +6,10 @@ pub mod budget;
 pub mod config;
 pub mod rate_limit;
 pub mod usage;
+pub mod worker_cache;
 
 pub use budget::Budgets;
 pub use config::DynamicConfig;
 pub use rate_limit::{EndpointClass, FailMode, RateLimiter};
 pub use usage::{Sample, UsageMeter};
+pub use worker_cache::WorkerCaches;

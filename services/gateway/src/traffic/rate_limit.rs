@@ -28,7 +28,7 @@ use serde::Deserialize;
 use crate::auth::caller::Metered;
 use crate::error::{GatewayError, LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER, Result};
 use crate::state::AppState;
-use crate::traffic::Sample;
+use crate::traffic::{Sample, WorkerCaches};
 
 /// The class of an endpoint, which sets its share of the tier's limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,8 @@ pub struct RateLimiter {
     burst_share: f64,
     /// Whether the last check fell back (for `/health`).
     degraded: AtomicBool,
+    /// Per-worker connections to the same Redis as `shared`.
+    workers: WorkerCaches,
 }
 
 /// A decision and where it was made.
@@ -114,7 +116,14 @@ impl RateLimiter {
                 0.5
             },
             degraded: AtomicBool::new(false),
+            workers: WorkerCaches::new(None),
         }
+    }
+
+    /// Check through a connection of the calling worker thread once it is open.
+    pub fn with_worker_connections(mut self, workers: WorkerCaches) -> Self {
+        self.workers = workers;
+        self
     }
 
     /// The windows for a class under a tier allowing `per_minute` guard calls a minute (the
@@ -157,7 +166,16 @@ impl RateLimiter {
     ) -> Result<Limit> {
         let windows = self.windows(class, per_minute, burst_share);
         let key = format!("rl:{}:{client}", class.as_str());
-        let limit = match self.shared.rate_limit(&key, &windows, 1).await {
+        // The worker's own connection first; if it fails (it reconnects lazily after an outage),
+        // the shared one before falling back.
+        let decided = match self.workers.get() {
+            Some(own) => match own.rate_limit(&key, &windows, 1).await {
+                Ok(d) => Ok(d),
+                Err(_) => self.shared.rate_limit(&key, &windows, 1).await,
+            },
+            None => self.shared.rate_limit(&key, &windows, 1).await,
+        };
+        let limit = match decided {
             Ok(decision) => {
                 self.degraded.store(false, Ordering::Relaxed);
                 Limit {
