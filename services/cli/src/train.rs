@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use cg_trustguard::analysis::grounding::{FEATURE_NAMES, measure};
-use cg_trustguard::analysis::model::{ModelFile, Task, is_held_out, train};
+use cg_trustguard::analysis::model::{Logistic, ModelFile, Task, is_held_out};
 
 use crate::eval::grounding_rows;
 
@@ -62,7 +62,7 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             bail!("no training rows in {}", path.display());
         }
         println!("{}: {} training rows", task.name(), xs.len());
-        models.insert(task, train(&xs, &ys, L2, ITERATIONS));
+        models.insert(task, Logistic::fit(&xs, &ys, L2, ITERATIONS));
     }
     let file = ModelFile {
         version: 1,

@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{LazyLock, OnceLock};
 
+use cg_learn::sigmoid;
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 
@@ -118,10 +119,6 @@ pub struct Example {
     pub y: f64,
     pub weight: f64,
     pub use_intercept: bool,
-}
-
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
 }
 
 /// Minimise Σ weight·log-loss + l2/2·‖w‖² (the intercept is not penalised).

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use cg_learn::sigmoid;
+
 use super::detect::{Findings, Replacement};
 use super::model::MODEL;
 use super::text::Tokens;
@@ -22,10 +24,6 @@ const GENDERED_DEFAULT_FLOOR: f64 = 5.5;
 /// The factor on the learned score when no group, pattern or cue word was found.
 const UNTARGETED_DISCOUNT: f64 = 0.5;
 const FEMALE_PRONOUNS: [&str; 5] = ["she", "her", "hers", "herself", "shes"];
-
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
-}
 
 fn level(score: f64) -> BiasLevel {
     if score < DETECTION_SCORE {

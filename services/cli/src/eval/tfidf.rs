@@ -99,7 +99,7 @@ impl Baseline {
                 .iter()
                 .map(|(i, x)| self.model.weights.get(*i).copied().unwrap_or(0.0) * x)
                 .sum::<f64>();
-        1.0 / (1.0 + (-z).exp())
+        cg_learn::sigmoid(z)
     }
 }
 

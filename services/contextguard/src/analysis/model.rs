@@ -10,6 +10,7 @@
 
 use std::sync::LazyLock;
 
+use cg_learn::Logistic;
 use serde::{Deserialize, Serialize};
 
 use super::drift::FEATURE_NAMES;
@@ -29,10 +30,9 @@ pub struct DriftModel {
     pub version: u32,
     /// The measures, in order ([`FEATURE_NAMES`]).
     pub features: Vec<String>,
-    pub mean: Vec<f64>,
-    pub std: Vec<f64>,
-    pub weights: Vec<f64>,
-    pub bias: f64,
+    /// Standardisation and weights (serialised as top-level `mean`, `std`, `weights`, `bias`).
+    #[serde(flatten)]
+    pub logistic: Logistic,
     /// Drift is reported at or above this probability (the default of
     /// [`super::DriftSettings::threshold`]).
     pub threshold: f64,
@@ -47,24 +47,17 @@ pub struct DriftModel {
 impl DriftModel {
     /// The probability of drift for one feature vector.
     pub fn probability(&self, x: &[f64]) -> f64 {
-        let z = self.bias
-            + x.iter()
-                .zip(&self.mean)
-                .zip(&self.std)
-                .zip(&self.weights)
-                .map(|(((x, m), s), w)| w * (x - m) / s)
-                .sum::<f64>();
-        sigmoid(z)
+        self.logistic.predict(x)
     }
 
     /// Whether the file matches the features this code measures.
     pub fn is_consistent(&self) -> bool {
         let n = FEATURE_NAMES.len();
         self.features.iter().map(String::as_str).eq(FEATURE_NAMES)
-            && self.mean.len() == n
-            && self.std.len() == n
-            && self.weights.len() == n
-            && self.std.iter().all(|s| *s > 0.0)
+            && self.logistic.mean.len() == n
+            && self.logistic.std.len() == n
+            && self.logistic.weights.len() == n
+            && self.logistic.std.iter().all(|s| *s > 0.0)
             && (0.0..=1.0).contains(&self.threshold)
             && (0.0..1.0).contains(&self.decay)
     }
@@ -72,59 +65,10 @@ impl DriftModel {
     /// Fit by full-batch gradient descent on the standardised inputs with an L2 penalty `l2`
     /// (deterministic: same data, same model). `threshold` and `decay` are recorded as given.
     pub fn fit(xs: &[Vec<f64>], ys: &[bool], l2: f64, iterations: usize) -> Self {
-        let n = FEATURE_NAMES.len();
-        let rows = xs.len().max(1) as f64;
-        let mut mean = vec![0.0; n];
-        for x in xs {
-            for (m, v) in mean.iter_mut().zip(x) {
-                *m += v / rows;
-            }
-        }
-        let mut std = vec![0.0; n];
-        for x in xs {
-            for ((s, v), m) in std.iter_mut().zip(x).zip(&mean) {
-                *s += (v - m).powi(2) / rows;
-            }
-        }
-        for s in &mut std {
-            *s = if *s > 1e-12 { s.sqrt() } else { 1.0 };
-        }
-        let z: Vec<Vec<f64>> = xs
-            .iter()
-            .map(|x| {
-                x.iter()
-                    .zip(&mean)
-                    .zip(&std)
-                    .map(|((v, m), s)| (v - m) / s)
-                    .collect()
-            })
-            .collect();
-        let mut w = vec![0.0; n];
-        let mut b = 0.0;
-        let rate = 0.5;
-        for _ in 0..iterations {
-            let mut gw = vec![0.0; n];
-            let mut gb = 0.0;
-            for (x, y) in z.iter().zip(ys) {
-                let p = sigmoid(b + x.iter().zip(&w).map(|(a, c)| a * c).sum::<f64>());
-                let e = p - if *y { 1.0 } else { 0.0 };
-                for (g, v) in gw.iter_mut().zip(x) {
-                    *g += e * v;
-                }
-                gb += e;
-            }
-            for (wi, g) in w.iter_mut().zip(&gw) {
-                *wi -= rate * (g / rows + l2 * *wi);
-            }
-            b -= rate * gb / rows;
-        }
         Self {
             version: 1,
             features: FEATURE_NAMES.iter().map(|s| (*s).to_owned()).collect(),
-            mean,
-            std,
-            weights: w,
-            bias: b,
+            logistic: Logistic::fit(xs, ys, l2, iterations),
             threshold: 0.5,
             decay: 0.7,
             provenance: String::new(),
@@ -144,19 +88,17 @@ impl DriftModel {
         Self {
             version: 0,
             features: FEATURE_NAMES.iter().map(|s| (*s).to_owned()).collect(),
-            mean: vec![0.0; n],
-            std: vec![1.0; n],
-            weights,
-            bias: 1.5,
+            logistic: Logistic {
+                mean: vec![0.0; n],
+                std: vec![1.0; n],
+                weights,
+                bias: 1.5,
+            },
             threshold: 0.5,
             decay: 0.7,
             provenance: "fallback".into(),
         }
     }
-}
-
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
 }
 
 static SHIPPED: LazyLock<DriftModel> = LazyLock::new(|| {
@@ -209,6 +151,6 @@ mod tests {
         high[0] = 0.9;
         assert!(m.probability(&low) > 0.9, "{m:?}");
         assert!(m.probability(&high) < 0.1, "{m:?}");
-        assert!(m.weights[0] < 0.0);
+        assert!(m.logistic.weights[0] < 0.0);
     }
 }

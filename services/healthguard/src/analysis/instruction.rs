@@ -65,7 +65,7 @@ impl Model {
             + f.iter()
                 .map(|i| f64::from(self.weights[*i]) * norm)
                 .sum::<f64>();
-        1.0 / (1.0 + (-z).exp())
+        cg_learn::sigmoid(z)
     }
 
     /// The file format: weights then bias, little-endian f32.
@@ -229,7 +229,7 @@ pub fn sentence_score(model: &Model, sentence: &str) -> Option<f64> {
     }
     let p = model.score(sentence).clamp(1e-9, 1.0 - 1e-9);
     let logit = (p / (1.0 - p)).ln() + bonus;
-    Some(1.0 / (1.0 + (-logit).exp()))
+    Some(cg_learn::sigmoid(logit))
 }
 
 /// The most instruction-like sentence of `text`: its score and span.
@@ -279,7 +279,7 @@ pub fn train(texts: &[(String, bool)], epochs: usize) -> Model {
             }
             let norm = 1.0 / (f.len() as f64).sqrt();
             let z = b + f.iter().map(|j| w[*j] * norm).sum::<f64>();
-            let p = 1.0 / (1.0 + (-z).exp());
+            let p = cg_learn::sigmoid(z);
             let weight = if *y > 0.5 { wp } else { wn };
             let err = (p - y) * weight;
             for j in f {
