@@ -3,6 +3,7 @@
 //! records carry their UUIDv7 ids and are inserted with insert-or-ignore, so a replay that is
 //! interrupted and repeated stores nothing twice.
 
+use std::future::Future;
 use std::path::Path;
 
 use diesel::sql_types::{BigInt, Text};
@@ -122,6 +123,46 @@ impl Outbox {
         metrics::counter!("cg_outbox_replayed_total").increment(1);
         Ok(())
     }
+
+    /// Deliver every record, oldest first, with `deliver`, removing each once delivered, until
+    /// one fails (the database is still away: the rest wait for the next call) or none are left.
+    /// A record `deliver` reports as [`Error::Corrupt`] is dropped with a log line instead, so one
+    /// bad record never holds up those behind it. Returns how many were delivered.
+    pub async fn drain<F, Fut>(&self, mut deliver: F) -> Result<usize>
+    where
+        F: FnMut(Entry) -> Fut,
+        Fut: Future<Output = Result<()>>,
+    {
+        const BATCH: i64 = 200;
+        let mut delivered = 0;
+        loop {
+            let entries = self.pending(BATCH).await?;
+            if entries.is_empty() {
+                break;
+            }
+            for entry in entries {
+                let (id, kind) = (entry.id.clone(), entry.kind.clone());
+                match deliver(entry).await {
+                    Ok(()) => delivered += 1,
+                    Err(Error::Corrupt(why)) => {
+                        tracing::error!(
+                            id,
+                            kind,
+                            why,
+                            "dropping an outbox record that cannot be read"
+                        );
+                        metrics::counter!("cg_outbox_dropped_total").increment(1);
+                    }
+                    Err(e) => return Err(e),
+                }
+                self.remove(&id).await?;
+            }
+        }
+        if delivered > 0 {
+            tracing::info!(outbox.delivered = delivered, "outbox records replayed");
+        }
+        Ok(delivered)
+    }
 }
 
 #[cfg(test)]
@@ -153,5 +194,41 @@ mod tests {
             [r#"{"n":1}"#, r#"{"n":2}"#]
         );
         assert!(rest.iter().all(|e| e.kind == "rows"));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn drain_delivers_in_order_and_a_bad_record_does_not_block_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(&dir.path().join("outbox.db")).await.unwrap();
+        for payload in [
+            serde_json::json!(1),
+            serde_json::json!("bad"),
+            serde_json::json!(3),
+        ] {
+            outbox.push("n", &payload).await.unwrap();
+        }
+        // The database is away: nothing is removed.
+        let away = outbox
+            .drain(|_| async { Err(Error::unavailable("postgres", "down")) })
+            .await;
+        assert!(away.is_err());
+        assert_eq!(outbox.depth().await.unwrap(), 3);
+        let mut seen = Vec::new();
+        let n = outbox
+            .drain(|e| {
+                let parsed: std::result::Result<u32, _> = serde_json::from_str(&e.payload);
+                if let Ok(v) = parsed {
+                    seen.push(v);
+                }
+                async move {
+                    parsed
+                        .map(|_| ())
+                        .map_err(|e| Error::Corrupt(e.to_string()))
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!((n, seen), (2, vec![1, 3]));
+        assert_eq!(outbox.depth().await.unwrap(), 0);
     }
 }

@@ -92,9 +92,9 @@ async fn run_analysis(body: &ProcessRequest) -> Result<BiasAnalysis, ApiError> {
     .map_err(ApiError::internal)
 }
 
-/// How much the verdict depends on who the text is about: the score again with every group
-/// mention replaced by "people".
-fn fairness_metrics(text: &str, analysis: &BiasAnalysis) -> Value {
+/// How much the verdict depends on who the text is about: with `detailed_analysis`, the score
+/// again with every group mention replaced by "people" (a second analysis, so only on request).
+fn fairness_metrics(text: &str, analysis: &BiasAnalysis, detailed: bool) -> Value {
     let mut by_class = serde_json::Map::new();
     for p in &analysis.bias_patterns {
         if let Some(c) = p.group {
@@ -111,7 +111,7 @@ fn fairness_metrics(text: &str, analysis: &BiasAnalysis) -> Value {
         .iter()
         .filter(|e| !e.implicit)
         .collect();
-    let counterfactual = if explicit.is_empty() || text.len() > INLINE_BYTES {
+    let counterfactual = if !detailed || explicit.is_empty() || text.len() > INLINE_BYTES {
         Value::Null
     } else {
         let mut neutral = String::with_capacity(text.len());
@@ -245,7 +245,11 @@ pub async fn process(
         policy_ids: json!(evaluation.policies_evaluated),
         violations: json!(evaluation.failures),
         warnings: json!(evaluation.warnings),
-        fairness_metrics: fairness_metrics(&body.text, &analysis),
+        fairness_metrics: fairness_metrics(
+            &body.text,
+            &analysis,
+            body.detailed_analysis.unwrap_or(false),
+        ),
         request_context: json!({
             "text_sha256": hex::encode(Sha256::digest(body.text.as_bytes())),
             "text_bytes": body.text.len(),

@@ -17,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 
 const RECORDS: &str = "biasguard_records";
-const REPLAY_BATCH: i64 = 200;
 /// The tables retention applies to.
 const RETAINED: [&str; 2] = ["biasguard_audit_logs", "biasguard_policy_violations"];
 
@@ -193,34 +192,23 @@ impl BiasState {
         }
     }
 
-    /// Deliver the outbox's oldest records until one fails or it is empty. Returns how many were
-    /// delivered.
+    /// Deliver the outbox's records until one fails or it is empty (see [`Outbox::drain`]).
+    /// Returns how many were delivered.
     pub async fn replay_once(&self) -> cg_storage::Result<usize> {
-        let mut delivered = 0;
-        loop {
-            let entries = self.outbox.pending(REPLAY_BATCH).await?;
-            if entries.is_empty() {
-                break;
-            }
-            for entry in &entries {
-                if entry.kind == RECORDS {
-                    let records: Records = serde_json::from_str(&entry.payload)
-                        .map_err(|e| cg_storage::Error::Corrupt(e.to_string()))?;
-                    self.insert(&records).await?;
-                } else {
+        self.outbox
+            .drain(|entry| async move {
+                if entry.kind != RECORDS {
                     tracing::warn!(
                         kind = entry.kind,
                         "dropping an outbox record of unknown kind"
                     );
+                    return Ok(());
                 }
-                self.outbox.remove(&entry.id).await?;
-                delivered += 1;
-            }
-        }
-        if delivered > 0 {
-            tracing::info!(outbox.delivered = delivered, "outbox records replayed");
-        }
-        Ok(delivered)
+                let records: Records = serde_json::from_str(&entry.payload)
+                    .map_err(|e| cg_storage::Error::Corrupt(e.to_string()))?;
+                self.insert(&records).await
+            })
+            .await
     }
 
     /// Apply retention every `every` until `shutdown` (first pass at start-up).

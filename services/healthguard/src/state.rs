@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 
 const RESULTS: &str = "poison_results";
 const METRICS: &str = "health_metrics";
-const REPLAY_BATCH: i64 = 200;
 
 /// Per-process state.
 #[derive(Debug)]
@@ -93,25 +92,12 @@ impl HealthState {
         }
     }
 
-    /// Deliver the outbox's oldest records until one fails or it is empty. Returns how many were
-    /// delivered.
+    /// Deliver the outbox's records until one fails or it is empty (see [`Outbox::drain`]).
+    /// Returns how many were delivered.
     pub async fn replay_once(&self) -> cg_storage::Result<usize> {
-        let mut delivered = 0;
-        loop {
-            let entries = self.outbox.pending(REPLAY_BATCH).await?;
-            if entries.is_empty() {
-                break;
-            }
-            for entry in &entries {
-                self.deliver(entry).await?;
-                self.outbox.remove(&entry.id).await?;
-                delivered += 1;
-            }
-        }
-        if delivered > 0 {
-            tracing::info!(outbox.delivered = delivered, "outbox records replayed");
-        }
-        Ok(delivered)
+        self.outbox
+            .drain(|entry| async move { self.deliver(&entry).await })
+            .await
     }
 
     async fn deliver(&self, entry: &cg_storage::outbox::Entry) -> cg_storage::Result<()> {

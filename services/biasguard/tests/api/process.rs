@@ -132,7 +132,7 @@ async fn a_failed_policy_denies_and_leaves_an_audit_row_and_a_violation() {
         let (status, body) = post(
             &app,
             Some(org),
-            json!({"operation": "detect_bias", "text": BIASED}),
+            json!({"operation": "detect_bias", "text": BIASED, "detailed_analysis": true}),
         )
         .await;
         assert_eq!(status, 200, "{mode}: {body}");
