@@ -3,7 +3,7 @@
 //! A change of tier or settings reaches every replica within that time.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cg_storage::Db;
 use cg_storage::models::{Organization, Subscription};
@@ -11,8 +11,11 @@ use cg_storage::sql_types::Id;
 use serde_json::Value;
 
 use crate::error::Result;
+use crate::traffic::DynamicConfig;
 
 const MAX_ORGS: u64 = 100_000;
+/// The longest a profile is kept, whatever the configuration says.
+const MAX_TTL: Duration = Duration::from_secs(3600);
 /// Rate-limit base of an organisation without a subscription in force (it can call no guard).
 const NO_TIER_PER_MINUTE: u64 = 10;
 
@@ -29,6 +32,8 @@ pub struct OrgProfile {
     /// The monthly USD budget in micro-dollars (0: none).
     pub monthly_budget_usd_micros: i64,
     pub settings: Value,
+    /// When it was read from the database.
+    pub loaded_at: Instant,
 }
 
 impl OrgProfile {
@@ -43,25 +48,33 @@ pub struct OrgProfiles {
     db: Db,
     /// `None`: read every time (a TTL of zero).
     cache: Option<moka::future::Cache<Id, Arc<OrgProfile>>>,
+    ttl: Duration,
+    /// Dynamic configuration may shorten or lengthen `ttl` (`cache.org_profile_ttl_secs`).
+    config: Arc<DynamicConfig>,
 }
 
 impl OrgProfiles {
-    /// Profiles are kept for `ttl` (`ORG_PROFILE_CACHE_SECS`, 30); zero reads every time.
-    pub fn new(db: Db, ttl: Duration) -> Self {
+    /// Profiles are kept for `ttl` (`ORG_PROFILE_CACHE_SECS`, 30), or for what dynamic
+    /// configuration says (at most an hour); a start-up TTL of zero reads every time.
+    pub fn new(db: Db, ttl: Duration, config: Arc<DynamicConfig>) -> Self {
         Self {
             db,
             cache: (!ttl.is_zero()).then(|| {
                 moka::future::Cache::builder()
                     .max_capacity(MAX_ORGS)
-                    .time_to_live(ttl)
+                    .time_to_live(MAX_TTL)
                     .build()
             }),
+            ttl,
+            config,
         }
     }
 
     pub async fn get(&self, org: Id) -> Result<Arc<OrgProfile>> {
+        let max_age = self.config.org_profile_ttl().unwrap_or(self.ttl);
         if let Some(cache) = &self.cache
             && let Some(hit) = cache.get(&org).await
+            && hit.loaded_at.elapsed() < max_age
         {
             return Ok(hit);
         }
@@ -88,6 +101,7 @@ impl OrgProfiles {
                 .map_or(0, |(_, t)| t.monthly_budget_usd_micros),
             tier: current.map(|(_, t)| t.name),
             settings: organization.settings,
+            loaded_at: Instant::now(),
         });
         if let Some(cache) = &self.cache {
             cache.insert(org, profile.clone()).await;

@@ -47,6 +47,7 @@ impl AppState {
                 .ok()
                 .and_then(|r| r.cache),
         );
+        let dynamic = Arc::new(DynamicConfig::new(cache.clone()));
         Ok(Self {
             tokens: TokenIssuer::new(settings.jwt_secret(), settings.access_token_ttl())?,
             sessions: SessionStore::new(
@@ -60,7 +61,11 @@ impl AppState {
                 &settings,
                 &config.server.internal_token(),
             )?),
-            org_profiles: OrgProfiles::new(db.clone(), settings.org_profile_cache()),
+            org_profiles: OrgProfiles::new(
+                db.clone(),
+                settings.org_profile_cache(),
+                dynamic.clone(),
+            ),
             rate_limiter: RateLimiter::new(
                 cache.clone(),
                 settings.gateway_rate_limit_fail_mode.unwrap_or_default(),
@@ -68,7 +73,7 @@ impl AppState {
             )
             .with_worker_connections(workers.clone()),
             usage: Arc::new(UsageMeter::new(cache.clone(), db.clone())),
-            config: Arc::new(DynamicConfig::new(cache.clone())),
+            config: dynamic,
             budgets: Arc::new(
                 Budgets::new(
                     cache.clone(),

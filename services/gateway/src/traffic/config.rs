@@ -5,8 +5,9 @@
 //! away. Every change is kept as `config:change:{version}` with who made it and the previous value.
 //!
 //! Sections applied today: `rate_limits` (`burst_share`, and per tier `requests_per_minute`
-//! overriding the tier's) and `feature_flags` (names → booleans, for clients and services to
-//! read). `cache` holds `org_profile_ttl_secs`, validated and versioned; replicas read it at start.
+//! overriding the tier's), `feature_flags` (names → booleans, for clients and services to
+//! read) and `cache` (`org_profile_ttl_secs`: how long a replica trusts its copy of an
+//! organisation's tier and settings).
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -151,6 +152,14 @@ impl DynamicConfig {
             .unwrap_or(own)
     }
 
+    /// `cache.org_profile_ttl_secs`, when set.
+    pub fn org_profile_ttl(&self) -> Option<Duration> {
+        self.get().cache["org_profile_ttl_secs"]
+            .as_f64()
+            .filter(|s| s.is_finite() && (0.0..=3600.0).contains(s))
+            .map(Duration::from_secs_f64)
+    }
+
     pub fn burst_share(&self) -> Option<f64> {
         self.get().rate_limits["burst_share"].as_f64()
     }
@@ -191,11 +200,12 @@ impl DynamicConfig {
     pub async fn change(&self, section: &str, value: Value, by: &str) -> Result<ConfigDoc> {
         validate(section, &value).map_err(GatewayError::Invalid)?;
         // One writer at a time across replicas; the lock expires if its holder dies.
+        let token = format!("{by}:{}", cg_storage::sql_types::Id::new());
         let mut acquired = false;
         for _ in 0..50 {
             if self
                 .cache
-                .set_nx(LOCK, by.as_bytes(), Some(Duration::from_secs(5)))
+                .set_nx(LOCK, token.as_bytes(), Some(Duration::from_secs(5)))
                 .await?
             {
                 acquired = true;
@@ -209,13 +219,19 @@ impl DynamicConfig {
             ));
         }
         let outcome = self.change_locked(section, value, by).await;
-        let _ = self.cache.delete(LOCK).await;
+        // Release only our own lock (it may have expired and been taken by another writer).
+        if self.cache.get_string(LOCK).await.ok().flatten().as_deref() == Some(token.as_str()) {
+            let _ = self.cache.delete(LOCK).await;
+        }
         outcome
     }
 
     async fn change_locked(&self, section: &str, value: Value, by: &str) -> Result<ConfigDoc> {
+        // An unreadable document is an error, not a reason to start over: that would silently
+        // reset every other section.
         let mut doc: ConfigDoc = match self.cache.get_string(CURRENT).await? {
-            Some(raw) => serde_json::from_str(&raw).unwrap_or_default(),
+            Some(raw) => serde_json::from_str(&raw)
+                .map_err(|e| GatewayError::Internal(anyhow::anyhow!("config:current: {e}")))?,
             None => ConfigDoc::default(),
         };
         let previous = doc.section(section).clone();
@@ -379,5 +395,11 @@ mod tests {
         assert_eq!(history[0]["changed_by"], "admin-2");
         assert_eq!(history[0]["previous"], Value::Null);
         assert!(a.change("cache", json!({"ttl": 1}), "x").await.is_err());
+        assert_eq!(b.org_profile_ttl(), None);
+        a.change("cache", json!({"org_profile_ttl_secs": 10}), "admin-1")
+            .await
+            .unwrap();
+        b.reload().await.unwrap();
+        assert_eq!(b.org_profile_ttl(), Some(Duration::from_secs(10)));
     }
 }

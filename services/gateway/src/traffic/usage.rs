@@ -23,9 +23,8 @@ use cg_storage::{Cache, Db};
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use tokio_util::sync::CancellationToken;
 
-/// The endpoint whose requests count against the monthly quota.
-pub const QUOTA_ENDPOINT: &str = "/api/v1/guards/process";
-const SCAN_ENDPOINT: &str = "/api/v1/guards/scan";
+/// The endpoint each guard call is recorded under (by guard).
+pub const GUARD_CALL_ENDPOINT: &str = "/api/v1/guards/process";
 /// Hash fields are `endpoint SEP guard SEP counter` (SEP cannot occur in a route pattern).
 const SEP: char = '\u{1f}';
 const KEEP_HOURS: Duration = Duration::from_secs(3 * 24 * 3600);
@@ -152,7 +151,7 @@ pub struct UsageMeter {
     touched: Mutex<HashSet<(Id, Period)>>,
     /// Guard calls this month per organisation, as Redis last said: (month, count).
     month: Mutex<HashMap<Id, (String, i64, Instant)>>,
-    /// Guard calls pushed to the period hashes but not yet to the month counter.
+    /// Guard requests counted against the quota but not yet added to the month counter.
     month_pending: Mutex<HashMap<(Id, String), i64>>,
     /// Slots taken out of `pending` by a flush in progress.
     in_flight: AtomicUsize,
@@ -164,10 +163,6 @@ fn month_of(at: DateTime<Utc>) -> String {
 
 fn month_key(org: Id, month: &str) -> String {
     format!("usage:month:{org}:{month}")
-}
-
-fn counts_quota(endpoint: &str, guard: &str) -> bool {
-    guard.is_empty() && (endpoint == QUOTA_ENDPOINT || endpoint == SCAN_ENDPOINT)
 }
 
 impl UsageMeter {
@@ -204,34 +199,24 @@ impl UsageMeter {
         }
     }
 
-    /// Guard calls this month: the total Redis last reported plus this replica's tally not yet
-    /// pushed. Reads Redis once per organisation and month per replica.
+    /// Count one guard request against the organisation's monthly quota (called once the request
+    /// has passed the quota and budget checks; refusals do not count). No I/O.
+    pub fn count_quota(&self, org: Id) {
+        if let Ok(mut m) = self.month_pending.lock() {
+            *m.entry((org, month_of(Utc::now()))).or_default() += 1;
+        }
+    }
+
+    /// Guard calls this month: the total Redis last reported plus this replica's count not yet
+    /// pushed. Reads Redis at most every few seconds per organisation and replica.
     pub async fn month_requests(&self, org: Id) -> i64 {
-        let now = Utc::now();
-        let month = month_of(now);
-        let local: i64 = self
-            .pending
-            .lock()
-            .map(|p| {
-                p.iter()
-                    .filter(|((o, period, endpoint, guard), _)| {
-                        *o == org && period.granularity == "day" && counts_quota(endpoint, guard)
-                    })
-                    .filter(|((_, period, _, _), _)| {
-                        Utc.timestamp_opt(period.start, 0)
-                            .single()
-                            .is_some_and(|d| month_of(d) == month)
-                    })
-                    .map(|(_, c)| c.requests)
-                    .sum()
-            })
-            .unwrap_or(0);
+        let month = month_of(Utc::now());
         let owed: i64 = self
             .month_pending
             .lock()
             .map(|m| m.get(&(org, month.clone())).copied().unwrap_or(0))
             .unwrap_or(0);
-        let local = local + owed;
+        let local = owed;
         let known = self.month.lock().ok().and_then(|m| {
             m.get(&org)
                 .filter(|(mo, _, at)| *mo == month && at.elapsed() < MONTH_FRESH)
@@ -276,17 +261,6 @@ impl UsageMeter {
                 Ok(()) => {
                     if let Ok(mut t) = self.touched.lock() {
                         t.insert((slot.0, slot.1));
-                    }
-                    let (org, period, endpoint, guard) = &slot;
-                    if period.granularity == "day"
-                        && counts_quota(endpoint, guard)
-                        && let Ok(mut m) = self.month_pending.lock()
-                    {
-                        let at = Utc
-                            .timestamp_opt(period.start, 0)
-                            .single()
-                            .unwrap_or_default();
-                        *m.entry((*org, month_of(at))).or_default() += counts.requests;
                     }
                 }
                 Err((left, e)) => {
@@ -561,9 +535,10 @@ mod tests {
         let meter = UsageMeter::new(cache, storage.db.clone());
         let org = Id::new();
         for ms in [4, 9] {
+            meter.count_quota(org);
             meter.record(
                 org,
-                QUOTA_ENDPOINT,
+                GUARD_CALL_ENDPOINT,
                 "",
                 &Sample {
                     latency_ms: ms,
@@ -583,7 +558,7 @@ mod tests {
             .totals(org, Period::of("hour", Utc::now()))
             .await
             .unwrap();
-        let c = totals[&(QUOTA_ENDPOINT.to_owned(), String::new())];
+        let c = totals[&(GUARD_CALL_ENDPOINT.to_owned(), String::new())];
         assert_eq!(
             (c.requests, c.latency_ms_total, c.latency_ms_max),
             (2, 13, 9)

@@ -206,17 +206,12 @@ async fn a_limit_holds_exactly_across_three_replicas_and_survives_redis_going_aw
     }
 
     // The monthly quota holds across replicas: three guard calls allowed, the fourth refused
-    // by another replica (the guard itself is not running: the calls fail, and still count).
-    let quota = Command::new("psql")
-        .arg(&db.url)
-        .args([
-            "-q",
-            "-c",
-            "UPDATE subscription_tiers SET requests_per_month = 3 WHERE name = 'free'",
-        ])
-        .status()
-        .expect("psql");
-    assert!(quota.success());
+    // by another replica (the guard itself is not running: the calls fail, and still count),
+    // and refusals themselves do not count.
+    psql(
+        &db.url,
+        "UPDATE subscription_tiers SET requests_per_month = 3 WHERE name = 'free'",
+    );
     let call = serde_json::json!({"service_type": "tokenguard", "payload": {"text": "hi"}});
     for _ in 0..3 {
         let (status, answer) = replicas[0]
@@ -242,6 +237,10 @@ async fn a_limit_holds_exactly_across_three_replicas_and_survives_redis_going_aw
         .await;
     assert_eq!(month["quota"], 3, "{month}");
     assert_eq!(month["remaining"], 0, "{month}");
+    assert_eq!(
+        month["guard_requests"], 3,
+        "the refusal was not counted: {month}"
+    );
 }
 
 fn psql(url: &str, sql: &str) {

@@ -18,7 +18,7 @@ use crate::guards::mapping;
 use crate::guards::verdict::{Thresholds, Verdict, risk};
 use crate::state::AppState;
 use crate::traffic::Sample;
-use crate::traffic::usage::QUOTA_ENDPOINT;
+use crate::traffic::usage::GUARD_CALL_ENDPOINT;
 
 const MAX_DEPTH: usize = 10;
 const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
@@ -281,6 +281,7 @@ pub async fn process(
             profile.monthly_budget_usd_micros,
         )
         .await?;
+    state.usage.count_quota(caller.organization_id);
     let payload = body.payload.as_object().cloned().unwrap_or_default();
     let ctx = CallContext {
         request_id: current_request_id(),
@@ -299,9 +300,12 @@ pub async fn process(
             .call(kind, &mapping::request(kind, &payload), &ctx)
             .await;
         let sample = guard_sample(outcome.as_ref().ok(), t.elapsed().as_secs_f64());
-        state
-            .usage
-            .record(caller.organization_id, QUOTA_ENDPOINT, kind.name(), &sample);
+        state.usage.record(
+            caller.organization_id,
+            GUARD_CALL_ENDPOINT,
+            kind.name(),
+            &sample,
+        );
         state
             .budgets
             .settle(reservation, sample.cost_usd_micros)
@@ -349,9 +353,12 @@ pub async fn process(
     for (kind, outcome, took) in &outcomes {
         let sample = guard_sample(outcome.as_ref().ok(), *took);
         cost += sample.cost_usd_micros;
-        state
-            .usage
-            .record(caller.organization_id, QUOTA_ENDPOINT, kind.name(), &sample);
+        state.usage.record(
+            caller.organization_id,
+            GUARD_CALL_ENDPOINT,
+            kind.name(),
+            &sample,
+        );
     }
     state.budgets.settle(reservation, cost).await;
     for (kind, outcome, took) in outcomes {
