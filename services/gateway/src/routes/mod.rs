@@ -7,6 +7,7 @@ pub mod biasguard;
 pub mod config;
 pub mod guards;
 pub mod organizations;
+pub mod query;
 pub mod subscriptions;
 pub mod usage;
 pub mod users;

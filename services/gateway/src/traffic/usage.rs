@@ -115,10 +115,23 @@ pub struct Period {
 impl Period {
     fn of(granularity: &'static str, at: DateTime<Utc>) -> Self {
         let secs = at.timestamp();
-        let span = if granularity == "hour" { 3600 } else { 86_400 };
+        let span = Self {
+            granularity,
+            start: 0,
+        }
+        .span();
         Self {
             granularity,
             start: secs - secs.rem_euclid(span),
+        }
+    }
+
+    /// Its length in seconds.
+    fn span(&self) -> i64 {
+        if self.granularity == "hour" {
+            3600
+        } else {
+            86_400
         }
     }
 
@@ -277,6 +290,11 @@ impl UsageMeter {
             }
         }
         self.in_flight.store(0, Ordering::Relaxed);
+        // A period over for more than a period takes no more samples: forget its maximum.
+        let now = Utc::now().timestamp();
+        if let Ok(mut maxima) = self.maxima.lock() {
+            maxima.retain(|(_, period, _, _), _| now - period.start < 2 * period.span());
+        }
         result?;
         self.push_months().await?;
         self.write_touched().await

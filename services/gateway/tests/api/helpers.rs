@@ -18,6 +18,9 @@ pub fn settings() -> GatewaySettings {
         login_attempts_per_ip: Some(1000),
         // Tests change tiers and settings behind the gateway's back.
         org_profile_cache_secs: Some(0.0),
+        // Whole minutes of the tier's limits available at once: a test that writes twenty
+        // policies in a second is not what the 10-second burst window is for.
+        gateway_rate_burst_share: Some(1.0),
         ..GatewaySettings::default()
     }
 }

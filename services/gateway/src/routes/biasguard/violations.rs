@@ -5,11 +5,11 @@ use actix_web::{HttpResponse, web};
 use cg_storage::models::biasguard::SEVERITIES;
 use cg_storage::models::{Resolution, Role, Violation, ViolationFilter};
 use cg_storage::sql_types::{Id, Timestamp};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
 use crate::error::{GatewayError, Result};
+use crate::routes::query::{invalid_query, parse_time};
 use crate::state::AppState;
 
 const DEFAULT_LIMIT: i64 = 20;
@@ -67,34 +67,6 @@ impl From<&Violation> for ViolationView {
     }
 }
 
-fn invalid_query(message: String, details: serde_json::Value) -> GatewayError {
-    GatewayError::BadRequest {
-        code: "invalid_query",
-        message,
-        details,
-    }
-}
-
-/// An RFC 3339 time from a query string, where an unencoded `+` of the offset arrives as a space.
-fn parse_time(field: &str, raw: &str) -> Result<Timestamp> {
-    let parsed = DateTime::parse_from_rfc3339(raw).or_else(|e| match raw.rsplit_once(' ') {
-        Some((head, offset)) if offset.len() == 5 && offset.as_bytes().get(2) == Some(&b':') => {
-            DateTime::parse_from_rfc3339(&format!("{head}+{offset}"))
-        }
-        _ => Err(e),
-    });
-    parsed
-        .map(|t| Timestamp::from(t.with_timezone(&Utc)))
-        .map_err(|e| {
-            invalid_query(
-                format!(
-                    "{field} must be an RFC 3339 time such as 2026-01-31T12:00:00Z ({e}); encode + as %2B"
-                ),
-                serde_json::json!({"parameter": field}),
-            )
-        })
-}
-
 /// `?resolved=&severity=&policy_id=&since=&until=&limit=&offset=`.
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
@@ -131,12 +103,12 @@ impl ListQuery {
         let since = self
             .since
             .as_deref()
-            .map(|s| parse_time("since", s))
+            .map(|s| parse_time("since", s).map(Timestamp::from))
             .transpose()?;
         let until = self
             .until
             .as_deref()
-            .map(|s| parse_time("until", s))
+            .map(|s| parse_time("until", s).map(Timestamp::from))
             .transpose()?;
         if let (Some(since), Some(until)) = (since, until)
             && since >= until

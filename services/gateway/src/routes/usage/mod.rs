@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, web};
 use cg_storage::models::UsageRecord;
 use cg_storage::sql_types::Timestamp;
-use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
+use chrono::{Datelike, Duration, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::openapi::path::HttpMethod;
@@ -15,6 +15,7 @@ use utoipa::openapi::path::HttpMethod;
 use crate::api_doc::Endpoint;
 use crate::auth::Caller;
 use crate::error::{GatewayError, Result};
+use crate::routes::query::{invalid_query, parse_time};
 use crate::state::AppState;
 
 /// The longest range one call may ask for, per granularity.
@@ -49,22 +50,7 @@ pub struct UsageQuery {
 }
 
 fn invalid(message: String, parameter: &str) -> GatewayError {
-    GatewayError::BadRequest {
-        code: "invalid_query",
-        message,
-        details: json!({"parameter": parameter}),
-    }
-}
-
-fn parse_time(field: &str, raw: &str) -> Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(&raw.replace(' ', "+"))
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            invalid(
-                format!("{field} must be an RFC 3339 time such as 2026-11-01T00:00:00Z ({e})"),
-                field,
-            )
-        })
+    invalid_query(message, json!({"parameter": parameter}))
 }
 
 fn micros_to_usd(m: i64) -> f64 {
