@@ -333,6 +333,74 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{DbTimestamp, DbUuid};
+
+    /// A/B experiments; `variants`, `primary_metric`, `secondary_metrics` and `audience` are
+    /// documents the gateway validates.
+    ab_experiments (id) {
+        id -> DbUuid,
+        organization_id -> DbUuid,
+        name -> Text,
+        description -> Text,
+        status -> Text,
+        variants -> Jsonb,
+        primary_metric -> Jsonb,
+        secondary_metrics -> Jsonb,
+        audience -> Jsonb,
+        confidence_level -> Double,
+        created_by -> Nullable<DbUuid>,
+        created_at -> DbTimestamp,
+        updated_at -> DbTimestamp,
+        started_at -> Nullable<DbTimestamp>,
+        ended_at -> Nullable<DbTimestamp>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{DbTimestamp, DbUuid};
+
+    ab_assignments (experiment_id, user_id) {
+        experiment_id -> DbUuid,
+        user_id -> Text,
+        organization_id -> DbUuid,
+        variant_name -> Text,
+        assigned_at -> DbTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::{DbTimestamp, DbUuid};
+
+    ab_results (id) {
+        id -> DbUuid,
+        experiment_id -> DbUuid,
+        organization_id -> DbUuid,
+        variant_name -> Text,
+        user_id -> Nullable<Text>,
+        session_id -> Nullable<Text>,
+        metrics -> Jsonb,
+        recorded_at -> DbTimestamp,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::sql_types::DbUuid;
+
+    ab_metric_totals (experiment_id, variant_name, metric) {
+        experiment_id -> DbUuid,
+        variant_name -> Text,
+        metric -> Text,
+        n -> BigInt,
+        total -> Double,
+        total_sq -> Double,
+    }
+}
+
 diesel::joinable!(organization_members -> organizations (organization_id));
 diesel::joinable!(organization_members -> users (user_id));
 diesel::joinable!(organization_invitations -> organizations (organization_id));
@@ -343,6 +411,10 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(usage_records -> organizations (organization_id));
 diesel::joinable!(files -> organizations (organization_id));
 diesel::joinable!(biasguard_policies -> organizations (organization_id));
+diesel::joinable!(ab_experiments -> organizations (organization_id));
+diesel::joinable!(ab_assignments -> ab_experiments (experiment_id));
+diesel::joinable!(ab_results -> ab_experiments (experiment_id));
+diesel::joinable!(ab_metric_totals -> ab_experiments (experiment_id));
 diesel::joinable!(biasguard_policy_violations -> biasguard_policies (policy_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -362,6 +434,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     poisonguard_analysis_results,
     poisonguard_health_metrics,
     trustguard_audit_logs,
+    ab_experiments,
+    ab_assignments,
+    ab_results,
+    ab_metric_totals,
 );
 
 /// Tables range-partitioned by month on `created_at` in PostgreSQL.

@@ -15,6 +15,7 @@
 //! | `GUARD_HEALTH_CACHE_SECS` | 30 | how long a guard's health answer is reused |
 //! | `GATEWAY_BUDGET_RESERVE_USD_MICROS` | 10000 | reserved per guard call against the monthly budget, settled to TokenGuard's cost afterwards |
 //! | `ORG_PROFILE_CACHE_SECS` | 30 | how long a replica keeps an organisation's tier, limits and settings (0: read every request) |
+//! | `EXPERIMENT_CACHE_SECS` | 30 | how long a replica keeps an organisation's running A/B experiments (0: read every request naming a user); a change made through any replica is announced and applied at once |
 //! | `GATEWAY_RATE_LIMIT_FAIL_MODE` | `local` | while Redis is away: `local` (each replica limits alone), `open` (no limit) or `closed` (503) |
 //! | `GATEWAY_RATE_BURST_SHARE` | 0.5 | share of the minute limit allowed in any 10 seconds |
 
@@ -80,6 +81,8 @@ pub struct GatewaySettings {
     pub org_profile_cache_secs: Option<f64>,
     #[serde(default)]
     pub gateway_budget_reserve_usd_micros: Option<i64>,
+    #[serde(default)]
+    pub experiment_cache_secs: Option<f64>,
 }
 
 impl Config {
@@ -174,6 +177,16 @@ impl GatewaySettings {
             self.circuit_breaker_cooldown_secs
                 .filter(|s| s.is_finite() && *s >= 0.0)
                 .unwrap_or(60.0),
+        )
+    }
+
+    /// How long an organisation's running experiments are cached per replica.
+    pub fn experiment_cache(&self) -> Duration {
+        Duration::from_secs_f64(
+            self.experiment_cache_secs
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .unwrap_or(30.0)
+                .min(3600.0),
         )
     }
 

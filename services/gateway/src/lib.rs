@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod experiments;
 pub mod guards;
 pub mod orgs;
 pub mod routes;

@@ -32,6 +32,8 @@ pub struct OrgProfile {
     /// The monthly USD budget in micro-dollars (0: none).
     pub monthly_budget_usd_micros: i64,
     pub settings: Value,
+    /// The tier's feature flags (`{"ab_testing": true, …}`); null without a subscription.
+    pub features: Value,
     /// When it was read from the database.
     pub loaded_at: Instant,
 }
@@ -39,6 +41,11 @@ pub struct OrgProfile {
 impl OrgProfile {
     pub fn allows(&self, guard: &str) -> bool {
         self.guards_allowed.iter().any(|g| g == guard || g == "*")
+    }
+
+    /// Whether the tier turns `feature` on.
+    pub fn has_feature(&self, feature: &str) -> bool {
+        self.features[feature].as_bool() == Some(true)
     }
 }
 
@@ -99,6 +106,9 @@ impl OrgProfiles {
             monthly_budget_usd_micros: current
                 .as_ref()
                 .map_or(0, |(_, t)| t.monthly_budget_usd_micros),
+            features: current
+                .as_ref()
+                .map_or(Value::Null, |(_, t)| t.features.clone()),
             tier: current.map(|(_, t)| t.name),
             settings: organization.settings,
             loaded_at: Instant::now(),

@@ -55,6 +55,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         );
         tokio::spawn(state.api_keys.clone().follow_revocations(shutdown.clone()));
         tokio::spawn(state.config.clone().follow(shutdown.clone()));
+        tokio::spawn(state.experiments.clone().follow(shutdown.clone()));
         tokio::spawn(
             state
                 .budgets

@@ -8,6 +8,7 @@ use crate::auth::api_keys::ApiKeys;
 use crate::auth::sessions::SessionStore;
 use crate::auth::tokens::TokenIssuer;
 use crate::config::{Config, GatewaySettings};
+use crate::experiments::Experiments;
 use crate::guards::GuardRegistry;
 use crate::orgs::OrgProfiles;
 use crate::traffic::{Budgets, DynamicConfig, RateLimiter, UsageMeter, WorkerCaches};
@@ -27,6 +28,7 @@ pub struct AppState {
     pub usage: Arc<UsageMeter>,
     pub budgets: Arc<Budgets>,
     pub config: Arc<DynamicConfig>,
+    pub experiments: Arc<Experiments>,
     pub settings: GatewaySettings,
 }
 
@@ -73,6 +75,11 @@ impl AppState {
             )
             .with_worker_connections(workers.clone()),
             usage: Arc::new(UsageMeter::new(cache.clone(), db.clone())),
+            experiments: Arc::new(Experiments::new(
+                db.clone(),
+                cache.clone(),
+                settings.experiment_cache(),
+            )),
             config: dynamic,
             budgets: Arc::new(
                 Budgets::new(

@@ -8,6 +8,7 @@
 pub mod api_keys;
 pub mod biasguard;
 pub mod biasguard_audit_logs;
+pub mod experiments;
 pub mod organization_invitations;
 pub mod organization_members;
 pub mod organizations;
@@ -22,6 +23,7 @@ pub mod users;
 pub use api_keys::ApiKey;
 pub use biasguard::{Policy, PolicyChanges, Resolution, Violation, ViolationFilter};
 pub use biasguard_audit_logs::{AuditLog, NewAuditLog};
+pub use experiments::{Assignment, Experiment, ExperimentChanges, ExperimentResult, MetricTotal};
 pub use organization_invitations::Invitation;
 pub use organization_members::{Member, NewMember, Role};
 pub use organizations::{NewOrganization, Organization, OrganizationUpdate};

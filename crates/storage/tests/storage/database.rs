@@ -48,6 +48,10 @@ async fn migrations_create_every_column_of_the_schema() {
             poisonguard_analysis_results,
             poisonguard_health_metrics,
             trustguard_audit_logs,
+            ab_experiments,
+            ab_assignments,
+            ab_results,
+            ab_metric_totals,
         );
         // Applying again changes nothing.
         assert!(
@@ -57,7 +61,7 @@ async fn migrations_create_every_column_of_the_schema() {
         );
         assert_eq!(
             applied_migrations(&t.db).await.unwrap().len(),
-            3,
+            4,
             "{}",
             t.backend
         );

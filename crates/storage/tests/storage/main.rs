@@ -11,5 +11,6 @@ mod biasguard;
 mod blobs;
 mod cache;
 mod database;
+mod experiments;
 mod retention;
 mod usage;

@@ -1,6 +1,7 @@
 //! The gateway's routes, one module per resource, one file per action. Each resource lists its
 //! endpoints; they are registered and documented from that one list.
 
+pub mod ab_testing;
 pub mod api_keys;
 pub mod auth;
 pub mod biasguard;
@@ -28,6 +29,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         guards::endpoints(),
         config::endpoints(),
         biasguard::endpoints(),
+        ab_testing::endpoints(),
     ]
     .into_iter()
     .flatten()

@@ -43,7 +43,12 @@ pub enum EndpointClass {
 
 impl EndpointClass {
     pub fn of(method: &Method, path: &str) -> Self {
-        if path.starts_with("/api/v1/guards/") && method == Method::POST {
+        if method == Method::POST
+            && (path.starts_with("/api/v1/guards/")
+                || path == "/api/v1/ab-testing/results"
+                || path == "/api/v1/ab-testing/assign-user")
+        {
+            // Guard calls, and what client applications send per end user alongside them.
             Self::Process
         } else if method == Method::GET || method == Method::HEAD || method == Method::OPTIONS {
             Self::Read
@@ -291,6 +296,14 @@ mod tests {
         assert_eq!(
             EndpointClass::of(&Method::POST, "/api/v1/guards/process"),
             EndpointClass::Process
+        );
+        assert_eq!(
+            EndpointClass::of(&Method::POST, "/api/v1/ab-testing/results"),
+            EndpointClass::Process
+        );
+        assert_eq!(
+            EndpointClass::of(&Method::POST, "/api/v1/ab-testing/experiments"),
+            EndpointClass::Admin
         );
         assert_eq!(
             EndpointClass::of(&Method::GET, "/api/v1/guards/services"),

@@ -6,6 +6,7 @@
     reason = "tests fail loudly; helpers outside #[test] count too"
 )]
 
+mod ab_testing;
 mod api_keys;
 mod auth;
 mod biasguard_admin;

@@ -1,7 +1,8 @@
 //! Rate limits across replicas: three gateway processes (the real binary) on one PostgreSQL and
 //! one Redis owned by the test. A limit admits exactly its number of requests in total under
 //! concurrent load spread across the replicas; with Redis stopped requests still flow under each
-//! replica's local limiter, reported by `/health/ready`.
+//! replica's local limiter, reported by `/health/ready`. A budget is never overspent, a config
+//! change reaches every replica within a second, and a user keeps one A/B variant everywhere.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -43,7 +44,6 @@ async fn replica_with(database_url: &str, redis_url: &str, extra: &[(&str, Strin
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .env_clear()
-        .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
         .env("CG_HOST", "127.0.0.1")
         .env("CG_PORT", port.to_string())
         .env("CG_INTERNAL_TOKEN", TEST_INTERNAL_TOKEN)
@@ -58,6 +58,8 @@ async fn replica_with(database_url: &str, redis_url: &str, extra: &[(&str, Strin
         .env("GATEWAY_RATE_BURST_SHARE", "1")
         .env("ORG_PROFILE_CACHE_SECS", "0")
         .env("RUST_LOG", "warn")
+        // A test's own settings win over the ones above.
+        .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -429,4 +431,135 @@ async fn a_config_change_reaches_every_replica_within_a_second() {
     assert_eq!(export["config"]["version"], version, "{export}");
     assert_eq!(export["history"][0]["section"], "rate_limits", "{export}");
     assert_eq!(export["history"][0]["previous"], Value::Null, "{export}");
+}
+
+/// An experiment started through one replica is applied by all three at once (each had cached
+/// "no experiments" for a minute: the announcement drops that), and every user gets the same
+/// variant from every replica: asked for, listed, and applied to their guard calls.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_keeps_the_same_variant_on_every_replica() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let guard_storage = cg_storage::testing::TestStorage::embedded();
+    let guard = cg_tokenguard::startup::build(cg_tokenguard::config::Config {
+        server: cg_service_kit::testing::server_config(),
+        storage: guard_storage.config.clone(),
+        tokenguard: Default::default(),
+    })
+    .await
+    .expect("start tokenguard");
+    let extra = [
+        (
+            "TOKENGUARD_URL",
+            format!("http://127.0.0.1:{}", guard.port()),
+        ),
+        ("EXPERIMENT_CACHE_SECS", "60".to_owned()),
+    ];
+    let _running = tokio::spawn(guard.run_until_stopped());
+    let replicas = join_all((0..3).map(|_| replica_with(&db.url, &redis.url, &extra))).await;
+    let erin = replicas[0].gw.sign_up("erin@example.com").await;
+    let auth = Auth::Bearer(access(&erin));
+    psql(
+        &db.url,
+        "UPDATE subscriptions SET tier_id = (SELECT id FROM subscription_tiers WHERE name = 'pro')",
+    );
+    let call = |user: &str| serde_json::json!({"service_type": "tokenguard", "payload": {"text": "hello"}, "user_id": user});
+    // Every replica caches that the organisation runs no experiment.
+    for r in &replicas {
+        let (status, answer) =
+            r.gw.post("/api/v1/guards/process", auth, call("warm"))
+                .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["metadata"].get("experiments"), None, "{answer}");
+    }
+
+    let (status, created) = replicas[0]
+        .gw
+        .post(
+            "/api/v1/ab-testing/experiments",
+            auth,
+            serde_json::json!({
+                "name": "three ways",
+                "variants": [
+                    {"name": "a", "traffic_split": 34},
+                    {"name": "b", "traffic_split": 33},
+                    {"name": "c", "traffic_split": 33}
+                ],
+                "primary_metric": {"name": "accepted", "type": "conversion"}
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, _) = replicas[0]
+        .gw
+        .post(
+            &format!("/api/v1/ab-testing/experiments/{id}/start"),
+            auth,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let started = std::time::Instant::now();
+    for r in &replicas {
+        loop {
+            let (_, answer) =
+                r.gw.post("/api/v1/guards/process", auth, call("warm"))
+                    .await;
+            if answer["metadata"]["experiments"][0]["experiment_id"] == id.as_str() {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "a replica still routes without the experiment a second after it started"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..24 {
+        let user = format!("user-{i}");
+        let (status, first) = replicas[i % 3]
+            .gw
+            .post(
+                "/api/v1/ab-testing/assign-user",
+                auth,
+                serde_json::json!({"user_id": user, "experiment_id": id}),
+            )
+            .await;
+        assert_eq!(status, 200, "{first}");
+        let variant = first["variant"].as_str().unwrap().to_owned();
+        for r in &replicas {
+            let (_, again) =
+                r.gw.post(
+                    "/api/v1/ab-testing/assign-user",
+                    auth,
+                    serde_json::json!({"user_id": user, "experiment_id": id}),
+                )
+                .await;
+            assert_eq!(again["variant"], variant.as_str(), "{user}");
+            let (_, routed) = r.gw.post("/api/v1/guards/process", auth, call(&user)).await;
+            assert_eq!(
+                routed["metadata"]["experiments"][0]["variant"],
+                variant.as_str(),
+                "{user}: {routed}"
+            );
+            let (_, listed) =
+                r.gw.get(&format!("/api/v1/ab-testing/users/{user}/variants"), auth)
+                    .await;
+            assert_eq!(
+                listed["variants"][0]["variant"],
+                variant.as_str(),
+                "{listed}"
+            );
+        }
+        seen.insert(variant);
+    }
+    // 24 users over three equal variants: all three are used.
+    assert_eq!(seen.len(), 3, "{seen:?}");
 }

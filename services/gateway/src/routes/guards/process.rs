@@ -13,9 +13,11 @@ use serde_json::{Map, Value, json};
 use super::parse_guard;
 use crate::auth::Caller;
 use crate::error::{GatewayError, Result};
+use crate::experiments::{MAX_USER_ID_CHARS, Routing};
 use crate::guards::CallFailure;
 use crate::guards::mapping;
 use crate::guards::verdict::{Thresholds, Verdict, risk};
+use crate::orgs::OrgProfile;
 use crate::state::AppState;
 use crate::traffic::Sample;
 use crate::traffic::usage::GUARD_CALL_ENDPOINT;
@@ -239,14 +241,84 @@ fn seconds_to_next_month() -> u64 {
         })
 }
 
+/// The running experiments' say on this request: only for a request naming a user (one of at
+/// most [`MAX_USER_ID_CHARS`] characters) of an organisation whose tier includes A/B testing.
+/// Reading the experiments failing is logged and the request routed as if there were none.
+async fn experiment_routing(
+    state: &AppState,
+    caller: &Caller,
+    profile: &OrgProfile,
+    body: &ProcessRequest,
+    client_type: &str,
+) -> Routing {
+    let Some(user) = body.user_id.as_deref() else {
+        return Routing::default();
+    };
+    if user.is_empty()
+        || user.chars().count() > MAX_USER_ID_CHARS
+        || !profile.has_feature(crate::routes::ab_testing::FEATURE)
+    {
+        return Routing::default();
+    }
+    let running = match state.experiments.running(caller.organization_id).await {
+        Ok(running) if running.is_empty() => return Routing::default(),
+        Ok(running) => running,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading running experiments failed; routing without them");
+            return Routing::default();
+        }
+    };
+    let routing = Routing::for_user(&running, user, client_type);
+    for (live, variant) in &routing.variants {
+        state
+            .experiments
+            .note_exposure(caller.organization_id, live.id, user, variant);
+    }
+    routing
+}
+
+/// The request for `kind`, with the variant's options for that guard set.
+fn guard_request(routing: &Routing, kind: GuardKind, payload: &Map<String, Value>) -> Value {
+    let mut request = mapping::request(kind, payload);
+    routing.apply_options(kind, &mut request);
+    request
+}
+
+/// The organisation's verdict thresholds, or the variant's.
+fn routing_thresholds(routing: &Routing, settings: &Value) -> Thresholds {
+    let mut t = Thresholds::from_settings(settings);
+    if let Some(block) = routing.thresholds.block {
+        t.block = block;
+    }
+    if let Some(flag) = routing.thresholds.flag {
+        t.flag = flag;
+    }
+    t.flag = t.flag.min(t.block);
+    t
+}
+
+/// `metadata` with the experiments the request was routed by, when there were any.
+fn with_experiments(mut metadata: Value, routing: &Routing) -> Value {
+    if let (Value::Object(m), Some(experiments)) = (&mut metadata, routing.describe()) {
+        m.insert("experiments".into(), experiments);
+    }
+    metadata
+}
+
 pub async fn process(
     state: web::Data<AppState>,
     caller: Caller,
     body: web::Json<ProcessRequest>,
 ) -> Result<HttpResponse> {
     let started = Instant::now();
-    let (kinds, deadline, client_type) = validate(&body)?;
+    let (mut kinds, deadline, client_type) = validate(&body)?;
     let profile = state.org_profiles.get(caller.organization_id).await?;
+    let multi =
+        kinds.len() > 1 || body.service_type.as_deref() == Some("all") || body.services.is_some();
+    let routing = experiment_routing(&state, &caller, &profile, &body, &client_type).await;
+    if multi && let Some(services) = &routing.services {
+        kinds.clone_from(services);
+    }
     let refused: Vec<&str> = kinds
         .iter()
         .map(|k| k.name())
@@ -289,15 +361,13 @@ pub async fn process(
         trace_headers: outgoing_trace_headers(),
         deadline,
     };
-    let multi =
-        kinds.len() > 1 || body.service_type.as_deref() == Some("all") || body.services.is_some();
 
     if !multi {
         let kind = kinds[0];
         let t = Instant::now();
         let outcome = state
             .guards
-            .call(kind, &mapping::request(kind, &payload), &ctx)
+            .call(kind, &guard_request(&routing, kind, &payload), &ctx)
             .await;
         let sample = guard_sample(outcome.as_ref().ok(), t.elapsed().as_secs_f64());
         state.usage.record(
@@ -320,7 +390,10 @@ pub async fn process(
                 .or_else(|| data["confidence"].as_f64()),
             warnings: lift_list(&data, &["warnings"]),
             recommendations: lift_list(&data, &["recommendations", "recommendation"]),
-            metadata: data.get("metadata").cloned().unwrap_or_else(|| json!({})),
+            metadata: with_experiments(
+                data.get("metadata").cloned().unwrap_or_else(|| json!({})),
+                &routing,
+            ),
             data,
             error: None,
             processing_time: started.elapsed().as_secs_f64(),
@@ -331,7 +404,7 @@ pub async fn process(
     }
 
     let calls = kinds.iter().map(|&kind| {
-        let body = mapping::request(kind, &payload);
+        let body = guard_request(&routing, kind, &payload);
         let (state, ctx) = (&state, &ctx);
         async move {
             let t = Instant::now();
@@ -343,7 +416,7 @@ pub async fn process(
         }
     });
     let outcomes = futures::future::join_all(calls).await;
-    let thresholds = Thresholds::from_settings(&profile.settings);
+    let thresholds = routing_thresholds(&routing, &profile.settings);
     let mut results = Map::new();
     let mut failed = Vec::new();
     let mut warnings = Vec::new();
@@ -404,7 +477,7 @@ pub async fn process(
         confidence_score: None,
         warnings,
         recommendations: Vec::new(),
-        metadata: json!({"services": kinds.len()}),
+        metadata: with_experiments(json!({"services": kinds.len()}), &routing),
     }))
 }
 
