@@ -4,88 +4,15 @@
 //! replica's local limiter, reported by `/health/ready`. A budget is never overspent, a config
 //! change reaches every replica within a second, and a user keeps one A/B variant everywhere.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use cg_service_kit::testing::{TEST_INTERNAL_TOKEN, TestApp};
+use cg_service_kit::testing::TEST_INTERNAL_TOKEN;
 use cg_storage::testing::{RedisServer, TestDb};
 use futures::future::join_all;
 use serde_json::Value;
 
-use crate::helpers::{Auth, Gateway, JWT_SECRET, access};
-
-/// A `gateway` process, killed when dropped.
-struct Replica {
-    child: Child,
-    gw: Gateway,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
-
-async fn replica(database_url: &str, redis_url: &str) -> Replica {
-    replica_with(database_url, redis_url, &[]).await
-}
-
-async fn replica_with(database_url: &str, redis_url: &str, extra: &[(&str, String)]) -> Replica {
-    let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .env_clear()
-        .env("CG_HOST", "127.0.0.1")
-        .env("CG_PORT", port.to_string())
-        .env("CG_INTERNAL_TOKEN", TEST_INTERNAL_TOKEN)
-        .env("CG_WORKERS", "2")
-        .env("CG_DATA_DIR", dir.path())
-        .env("DATABASE_URL", database_url)
-        .env("REDIS_URL", redis_url)
-        .env("REDIS_RESPONSE_TIMEOUT_MS", "300")
-        .env("REDIS_CONNECT_TIMEOUT_MS", "300")
-        .env("JWT_SECRET", JWT_SECRET)
-        .env("LOGIN_ATTEMPTS_PER_IP", "1000")
-        .env("GATEWAY_RATE_BURST_SHARE", "1")
-        .env("ORG_PROFILE_CACHE_SECS", "0")
-        .env("RUST_LOG", "warn")
-        // A test's own settings win over the ones above.
-        .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the gateway binary");
-    let replica = Replica {
-        child,
-        gw: Gateway {
-            app: TestApp::spawn(port, std::future::pending()),
-        },
-        _dir: dir,
-    };
-    let app = &replica.gw.app;
-    for _ in 0..300 {
-        if let Ok(resp) = app
-            .client
-            .get(format!("{}/health/ready", app.address))
-            .send()
-            .await
-            && resp.status().is_success()
-        {
-            return replica;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the gateway replica did not become ready");
-}
+use crate::helpers::{Auth, access};
+use crate::processes::{psql, replica, replica_with};
 
 /// Seconds into the current wall-clock minute (windows are aligned on it).
 fn second_of_minute() -> u64 {
@@ -243,15 +170,6 @@ async fn a_limit_holds_exactly_across_three_replicas_and_survives_redis_going_aw
         month["guard_requests"], 3,
         "the refusal was not counted: {month}"
     );
-}
-
-fn psql(url: &str, sql: &str) {
-    let status = Command::new("psql")
-        .arg(url)
-        .args(["-q", "-c", sql])
-        .status()
-        .expect("psql");
-    assert!(status.success(), "{sql}");
 }
 
 /// Thirty guard calls at once over three replicas against a budget that fits about ten: the
