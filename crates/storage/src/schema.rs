@@ -375,7 +375,7 @@ diesel::table! {
     use diesel::sql_types::*;
     use crate::sql_types::{DbTimestamp, DbUuid};
 
-    ab_results (id) {
+    ab_results (experiment_id, id) {
         id -> DbUuid,
         experiment_id -> DbUuid,
         organization_id -> DbUuid,

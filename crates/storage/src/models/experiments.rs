@@ -126,6 +126,22 @@ impl Experiment {
         })?)
     }
 
+    /// Several experiments of one organisation (the ones of `ids` it has).
+    pub async fn find_many(
+        conn: &mut Conn<'_>,
+        organization_id: Id,
+        ids: &[Id],
+    ) -> Result<Vec<Self>> {
+        Ok(crate::with_conn!(conn, |c| {
+            ab_experiments::table
+                .filter(ab_experiments::organization_id.eq(organization_id))
+                .filter(ab_experiments::id.eq_any(ids.to_vec()))
+                .select(Self::as_select())
+                .load(c)
+                .await
+        })?)
+    }
+
     /// Apply `changes` if the experiment still has status `expected_status` (so two concurrent
     /// changes cannot both act on the same state). `None` when it does not.
     pub async fn update_if_status(
@@ -268,12 +284,45 @@ fn added<T: diesel::sql_types::SingleValue>(column: &str) -> diesel::expression:
     sql::<T>(&format!("ab_metric_totals.{column} + excluded.{column}"))
 }
 
+/// What [`ExperimentResult::record`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Stored, and added to the totals.
+    New,
+    /// The experiment already holds this result (same id, same content): a retry.
+    Duplicate,
+    /// The experiment already holds a different result under this id.
+    IdTaken,
+    /// The experiment is not in one of the accepted statuses (or no longer exists).
+    NotAccepting,
+}
+
 impl ExperimentResult {
     /// Store the result and add `values` (metric name → number) to the running totals, in one
-    /// transaction. A result whose id is already stored (a client's retry) changes nothing;
-    /// returns whether it was new.
-    pub async fn record(&self, conn: &mut Conn<'_>, values: &[(String, f64)]) -> Result<bool> {
+    /// transaction, provided the experiment has one of `statuses`. The experiment row is locked
+    /// (a no-op update) before anything is written, so a concurrent stop either comes first (and
+    /// the result is refused) or waits for the result to be counted.
+    pub async fn record(
+        &self,
+        conn: &mut Conn<'_>,
+        values: &[(String, f64)],
+        statuses: &[&str],
+    ) -> Result<Recorded> {
+        let statuses: Vec<String> = statuses.iter().map(|s| (*s).to_owned()).collect();
         conn.transaction(async |tx: &mut Conn<'_>| {
+            let open = crate::with_conn!(tx, |c| {
+                diesel::update(
+                    ab_experiments::table
+                        .filter(ab_experiments::id.eq(self.experiment_id))
+                        .filter(ab_experiments::status.eq_any(statuses.clone())),
+                )
+                .set(ab_experiments::status.eq(ab_experiments::status))
+                .execute(c)
+                .await
+            })?;
+            if open == 0 {
+                return Ok(Recorded::NotAccepting);
+            }
             let inserted = crate::with_conn!(tx, |c| {
                 diesel::insert_into(ab_results::table)
                     .values(self)
@@ -282,7 +331,22 @@ impl ExperimentResult {
                     .await
             })?;
             if inserted == 0 {
-                return Ok(false);
+                let stored: Self = crate::with_conn!(tx, |c| {
+                    ab_results::table
+                        .find((self.experiment_id, self.id))
+                        .select(Self::as_select())
+                        .first(c)
+                        .await
+                })?;
+                let same = stored.variant_name == self.variant_name
+                    && stored.user_id == self.user_id
+                    && stored.session_id == self.session_id
+                    && stored.metrics == self.metrics;
+                return Ok(if same {
+                    Recorded::Duplicate
+                } else {
+                    Recorded::IdTaken
+                });
             }
             for (metric, value) in values {
                 let row = MetricTotal {
@@ -311,7 +375,7 @@ impl ExperimentResult {
                         .await
                 })?;
             }
-            Ok(true)
+            Ok(Recorded::New)
         })
         .await
     }

@@ -23,7 +23,9 @@ pub mod users;
 pub use api_keys::ApiKey;
 pub use biasguard::{Policy, PolicyChanges, Resolution, Violation, ViolationFilter};
 pub use biasguard_audit_logs::{AuditLog, NewAuditLog};
-pub use experiments::{Assignment, Experiment, ExperimentChanges, ExperimentResult, MetricTotal};
+pub use experiments::{
+    Assignment, Experiment, ExperimentChanges, ExperimentResult, MetricTotal, Recorded,
+};
 pub use organization_invitations::Invitation;
 pub use organization_members::{Member, NewMember, Role};
 pub use organizations::{NewOrganization, Organization, OrganizationUpdate};

@@ -1,5 +1,6 @@
 use cg_storage::models::{
     Assignment, Experiment, ExperimentChanges, ExperimentResult, MetricTotal, NewOrganization,
+    Recorded,
 };
 use cg_storage::sql_types::{Id, Timestamp};
 use cg_storage::testing::TestDb;
@@ -121,27 +122,49 @@ async fn experiments_change_state_only_from_the_expected_one_and_keep_running_to
                 .is_empty()
         );
 
-        // A retried result is counted once; totals add up.
+        // A retried result is counted once; totals add up; an id that holds another result is
+        // refused; ids belong to their experiment.
+        const OPEN: &[&str] = &["running", "paused"];
         let values = [("blocked".to_owned(), 1.0), ("latency".to_owned(), 3.0)];
         let id = Id::new();
-        assert!(
-            result(&e, id, "strict")
-                .record(conn, &values)
-                .await
-                .unwrap()
+        let record = async |r: ExperimentResult,
+                            values: &[(String, f64)],
+                            conn: &mut cg_storage::Conn<'_>| {
+            r.record(conn, values, OPEN).await.unwrap()
+        };
+        assert_eq!(
+            record(result(&e, id, "strict"), &values, conn).await,
+            Recorded::New
         );
-        assert!(
-            !result(&e, id, "strict")
-                .record(conn, &values)
-                .await
-                .unwrap()
+        assert_eq!(
+            record(result(&e, id, "strict"), &values, conn).await,
+            Recorded::Duplicate
+        );
+        assert_eq!(
+            record(result(&e, id, "control"), &values, conn).await,
+            Recorded::IdTaken,
+            "{b}"
+        );
+        let second = experiment(org, "second");
+        second.insert(conn).await.unwrap();
+        assert_eq!(
+            record(result(&second, id, "strict"), &values, conn).await,
+            Recorded::NotAccepting,
+            "{b}: a draft takes no results"
+        );
+        Experiment::update_if_status(conn, org, second.id, "draft", &start)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            record(result(&second, id, "strict"), &values, conn).await,
+            Recorded::New,
+            "{b}: another experiment's id"
         );
         let values2 = [("blocked".to_owned(), 0.0), ("latency".to_owned(), 5.0)];
-        assert!(
-            result(&e, Id::new(), "strict")
-                .record(conn, &values2)
-                .await
-                .unwrap()
+        assert_eq!(
+            record(result(&e, Id::new(), "strict"), &values2, conn).await,
+            Recorded::New
         );
         let totals = MetricTotal::list(conn, e.id).await.unwrap();
         let latency = totals.iter().find(|t| t.metric == "latency").unwrap();

@@ -206,9 +206,17 @@ fn check_overrides(variant: &str, o: &mut Overrides) -> Result<()> {
                     guard_names()
                 )));
             }
-            if !fields.is_object() {
+            let Some(fields) = fields.as_object() else {
                 return Err(invalid(format!(
                     "variant `{variant}`: overrides.guard_options.{name} must be an object"
+                )));
+            };
+            if let Some(input) = fields
+                .keys()
+                .find(|k| crate::guards::mapping::INPUT_FIELDS.contains(&k.as_str()))
+            {
+                return Err(invalid(format!(
+                    "variant `{variant}`: overrides.guard_options.{name}.{input} would replace the caller's input; options may only change how the guard judges it"
                 )));
             }
         }
@@ -384,6 +392,7 @@ mod tests {
             json!([{"name": "a", "traffic_split": 0.5}, {"name": "b", "traffic_split": 0.5, "overrides": {"thresholds": {"flag": 0.9, "block": 0.5}}}]),
             json!([{"name": "a", "traffic_split": 0.5}, {"name": "b", "traffic_split": 0.5, "overrides": {"thresholds": {"block": 2}}}]),
             json!([{"name": "a", "traffic_split": 0.5}, {"name": "b", "traffic_split": 0.5, "overrides": {"guard_options": {"trustguard": 3}}}]),
+            json!([{"name": "a", "traffic_split": 0.5}, {"name": "b", "traffic_split": 0.5, "overrides": {"guard_options": {"tokenguard": {"content": "ok"}}}}]),
         ] {
             assert!(variants(bad.clone()).is_err(), "{bad} accepted");
         }

@@ -5,10 +5,11 @@
 //! against the cumulative traffic split, so every replica computes the same variant without
 //! asking anyone; an experiment's variants and audience cannot change once it has started, so the
 //! variant never moves. The first time a replica sees a user in an experiment it records the
-//! assignment: `SET NX` in Redis (`ab:assign:{experiment}:{user}`, also what `assign-user`
-//! answers from) and, when that key was new, a row in `ab_assignments`. Running experiments are
-//! cached per organisation like organisation profiles, and dropped on every replica at once when
-//! one announces a change on [`CHANGED_CHANNEL`].
+//! assignment: a row in `ab_assignments` (the first stored wins), then the Redis key
+//! `ab:assign:{experiment}:{user}`, so a key in Redis always means the row is stored and other
+//! replicas (and `assign-user`) skip the database. Running experiments are cached per
+//! organisation, and dropped on every replica at once when one announces a change on
+//! [`CHANGED_CHANNEL`].
 
 pub mod design;
 pub mod stats;
@@ -38,6 +39,17 @@ const MAX_ORGS: u64 = 100_000;
 pub const MAX_USER_ID_CHARS: usize = 256;
 /// Resubscribe this often when the channel cannot be joined.
 const RESUBSCRIBE: Duration = Duration::from_secs(1);
+/// Assignments being recorded in the background at once, per replica; past this, requests are
+/// still routed by their variant and the recording waits for a later request of that user.
+const MAX_RECORDING: usize = 32;
+
+/// A user id the A/B routes and the guarded path accept: 1 to [`MAX_USER_ID_CHARS`] printable
+/// characters.
+pub fn valid_user_id(user_id: &str) -> bool {
+    !user_id.is_empty()
+        && user_id.chars().count() <= MAX_USER_ID_CHARS
+        && !user_id.chars().any(char::is_control)
+}
 
 /// A running experiment, read once and shared by the requests that apply it.
 #[derive(Debug, Clone)]
@@ -206,7 +218,11 @@ pub struct Experiments {
     cache: Cache,
     /// `None`: read every time.
     running: Option<moka::future::Cache<Id, Arc<[Arc<Live>]>>>,
+    /// Bumped by every invalidation: a read that started before one is not cached (it may hold
+    /// what was just invalidated).
+    epoch: std::sync::atomic::AtomicU64,
     recorded: moka::sync::Cache<(Id, String), ()>,
+    recording: Arc<tokio::sync::Semaphore>,
 }
 
 impl Experiments {
@@ -222,10 +238,12 @@ impl Experiments {
                     .time_to_live(ttl)
                     .build()
             }),
+            epoch: std::sync::atomic::AtomicU64::new(0),
             recorded: moka::sync::Cache::builder()
                 .max_capacity(MAX_RECORDED)
                 .time_to_live(Duration::from_secs(3600))
                 .build(),
+            recording: Arc::new(tokio::sync::Semaphore::new(MAX_RECORDING)),
         }
     }
 
@@ -236,6 +254,7 @@ impl Experiments {
         {
             return Ok(hit);
         }
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
         let mut pooled = self.db.get().await?;
         let rows = Experiment::running(&mut pooled.conn(), org).await?;
         let live: Arc<[Arc<Live>]> = rows
@@ -243,7 +262,9 @@ impl Experiments {
             .map(|e| Live::from_row(e).map(Arc::new))
             .collect::<Result<Vec<_>>>()?
             .into();
-        if let Some(cache) = &self.running {
+        if let Some(cache) = &self.running
+            && self.epoch.load(std::sync::atomic::Ordering::Acquire) == epoch
+        {
             cache.insert(org, live.clone()).await;
         }
         Ok(live)
@@ -259,6 +280,7 @@ impl Experiments {
     }
 
     async fn forget(&self, org: Id) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         if let Some(cache) = &self.running {
             cache.invalidate(&org).await;
         }
@@ -290,6 +312,7 @@ impl Experiments {
                 }
             }
             // The connection was lost: whatever changed meanwhile was not heard.
+            self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             if let Some(cache) = &self.running {
                 cache.invalidate_all();
             }
@@ -342,30 +365,37 @@ impl Experiments {
     }
 
     /// A guarded request put `user` in `variant`: record the assignment in the background unless
-    /// this replica already knows it is recorded. Redis `SET NX` lets one replica of many write
-    /// the row; when Redis is away each writes it (the insert is idempotent). A failure is logged
-    /// and retried by the user's next request.
+    /// this replica already knows it is recorded or Redis says another did. The row is written
+    /// before the Redis key, so the key never stands for a row that is missing. At most
+    /// [`MAX_RECORDING`] recordings run at once; a failed or skipped one is retried by the user's
+    /// next request.
     pub fn note_exposure(self: &Arc<Self>, org: Id, experiment: Id, user: &str, variant: &str) {
         let seen = (experiment, user.to_owned());
         if self.recorded.contains_key(&seen) {
             return;
         }
+        let Ok(permit) = self.recording.clone().try_acquire_owned() else {
+            return;
+        };
         self.recorded.insert(seen.clone(), ());
         let (this, user, variant) = (self.clone(), user.to_owned(), variant.to_owned());
         tokio::spawn(async move {
-            let first = this
-                .cache
-                .set_nx(
-                    &assignment_key(experiment, &user),
-                    variant.as_bytes(),
-                    Some(ASSIGNMENT_TTL),
-                )
-                .await
-                .unwrap_or(true);
-            if first && let Err(e) = this.store(org, experiment, &user, &variant).await {
-                tracing::warn!(error = %e, experiment.id = %experiment, "recording an assignment failed");
-                this.recorded.invalidate(&seen);
-                let _ = this.cache.delete(&assignment_key(experiment, &user)).await;
+            let _permit = permit;
+            let key = assignment_key(experiment, &user);
+            if matches!(this.cache.get(&key).await, Ok(Some(_))) {
+                return;
+            }
+            match this.store(org, experiment, &user, &variant).await {
+                Ok(stored) => {
+                    let _ = this
+                        .cache
+                        .set(&key, stored.as_bytes(), Some(ASSIGNMENT_TTL))
+                        .await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, experiment.id = %experiment, "recording an assignment failed");
+                    this.recorded.invalidate(&seen);
+                }
             }
         });
     }

@@ -4,6 +4,32 @@
 use cg_guard_api::GuardKind;
 use serde_json::{Map, Value, json};
 
+/// Fields that carry the caller's input (or who it belongs to) in some guard's request: an A/B
+/// variant's guard options may not set them, so a variant changes how a guard judges the text,
+/// never which text it judges.
+pub const INPUT_FIELDS: [&str; 20] = [
+    "text",
+    "content",
+    "response",
+    "answer",
+    "prompt",
+    "query",
+    "context",
+    "sources",
+    "documents",
+    "samples",
+    "current_code",
+    "previous_code",
+    "code",
+    "messages",
+    "turns",
+    "conversation",
+    "session_id",
+    "conversation_id",
+    "user_id",
+    "organization_id",
+];
+
 /// The guard endpoint that analyses a payload.
 pub fn path(kind: GuardKind) -> &'static str {
     match kind {

@@ -166,6 +166,28 @@ async fn experiments_run_from_draft_to_analysis_within_their_organisation() {
             (200, Some("now running"))
         );
         assert_eq!(gw.delete(&one, admin).await.0, 409, "{b}");
+        // Results are totalled by metric name: a running experiment's metrics stay; more may come.
+        let (status, e) = gw
+            .put(
+                &one,
+                admin,
+                json!({"primary_metric": {"name": "accepted", "type": "mean"}}),
+            )
+            .await;
+        assert_eq!(status, 409, "{b}: {e}");
+        let (status, e) = gw
+            .put(&one, admin, json!({"secondary_metrics": ["latency"]}))
+            .await;
+        assert_eq!(status, 409, "{b}: {e}");
+        let (status, grown) = gw
+            .put(
+                &one,
+                admin,
+                json!({"secondary_metrics": ["latency_ms", "tokens"]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{b}: {grown}");
+        assert_eq!(grown["secondary_metrics"][1]["name"], "tokens");
 
         // Sticky assignment: the same variant every time, and listed for the user.
         let mut by_variant: std::collections::HashMap<String, Vec<String>> = Default::default();
@@ -215,6 +237,7 @@ async fn experiments_run_from_draft_to_analysis_within_their_organisation() {
             (result("control", None, json!({"accepted": 2})), 422),
             (result("control", None, json!({"latency_ms": "fast"})), 422),
             (result("control", None, json!({})), 422),
+            (result("control", None, json!({"latency_ms": 1e200})), 422),
         ] {
             let (status, e) = gw
                 .post("/api/v1/ab-testing/results", member, body.clone())
@@ -261,12 +284,18 @@ async fn experiments_run_from_draft_to_analysis_within_their_organisation() {
             (201, Some(false)),
             "{b}: {first}"
         );
-        let (status, again) = gw.post("/api/v1/ab-testing/results", member, retried).await;
+        let (status, again) = gw
+            .post("/api/v1/ab-testing/results", member, retried.clone())
+            .await;
         assert_eq!(
             (status, again["duplicate"].as_bool()),
             (200, Some(true)),
             "{b}"
         );
+        let mut reused = retried;
+        reused["metrics"] = json!({"accepted": false});
+        let (status, e) = gw.post("/api/v1/ab-testing/results", member, reused).await;
+        assert_eq!(status, 409, "{b}: an id holding another result: {e}");
         for (variant, accepted, latency) in [
             ("control", 0, 14.0),
             ("control", 1, 13.0),
@@ -374,6 +403,14 @@ async fn experiments_run_from_draft_to_analysis_within_their_organisation() {
             gw.get(&format!("{EXPERIMENTS}?status=gone"), viewer)
                 .await
                 .0,
+            400
+        );
+        assert_eq!(
+            gw.get(&format!("{EXPERIMENTS}?limit=0"), viewer).await.0,
+            400
+        );
+        assert_eq!(
+            gw.get(&format!("{EXPERIMENTS}?offset=-1"), viewer).await.0,
             400
         );
         assert_eq!(gw.delete(&one, admin).await.0, 204, "{b}");

@@ -33,16 +33,18 @@ CREATE TABLE ab_assignments (
 );
 CREATE INDEX ab_assignments_org_user_idx ON ab_assignments (organization_id, user_id);
 
--- Each reported result, as sent (a client may name its own id so a retry is not counted twice).
+-- Each reported result, as sent. A client may name its own id so a retry is not counted twice;
+-- ids are unique per experiment (one experiment's ids say nothing about another's).
 CREATE TABLE ab_results (
-    id               uuid PRIMARY KEY,
+    id               uuid NOT NULL,
     experiment_id    uuid NOT NULL REFERENCES ab_experiments (id) ON DELETE CASCADE,
     organization_id  uuid NOT NULL,
     variant_name     text NOT NULL,
     user_id          text,
     session_id       text,
     metrics          jsonb NOT NULL,
-    recorded_at      timestamptz NOT NULL
+    recorded_at      timestamptz NOT NULL,
+    PRIMARY KEY (experiment_id, id)
 );
 CREATE INDEX ab_results_experiment_idx ON ab_results (experiment_id, recorded_at);
 

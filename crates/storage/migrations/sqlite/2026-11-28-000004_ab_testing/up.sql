@@ -31,14 +31,15 @@ CREATE TABLE ab_assignments (
 CREATE INDEX ab_assignments_org_user_idx ON ab_assignments (organization_id, user_id);
 
 CREATE TABLE ab_results (
-    id               TEXT PRIMARY KEY NOT NULL,
+    id               TEXT NOT NULL,
     experiment_id    TEXT NOT NULL REFERENCES ab_experiments (id) ON DELETE CASCADE,
     organization_id  TEXT NOT NULL,
     variant_name     TEXT NOT NULL,
     user_id          TEXT,
     session_id       TEXT,
     metrics          BLOB NOT NULL,
-    recorded_at      TEXT NOT NULL
+    recorded_at      TEXT NOT NULL,
+    PRIMARY KEY (experiment_id, id)
 );
 CREATE INDEX ab_results_experiment_idx ON ab_results (experiment_id, recorded_at);
 

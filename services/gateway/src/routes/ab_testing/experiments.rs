@@ -13,7 +13,7 @@ use cg_storage::sql_types::{Id, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::require_feature;
+use super::{check_plan, require_feature};
 use crate::auth::Caller;
 use crate::error::{GatewayError, Result};
 use crate::experiments::design::{
@@ -142,8 +142,20 @@ pub async fn list(
             json!({"field": "status"}),
         ));
     }
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let offset = query.offset.unwrap_or(0).max(0);
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(crate::routes::query::invalid_query(
+            format!("limit must be 1 to {MAX_LIMIT}"),
+            json!({"field": "limit"}),
+        ));
+    }
+    let offset = query.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(crate::routes::query::invalid_query(
+            "offset must not be negative".into(),
+            json!({"field": "offset"}),
+        ));
+    }
     let mut pooled = state.db.get().await?;
     let (rows, total) = Experiment::list(
         &mut pooled.conn(),
@@ -192,11 +204,12 @@ pub async fn create(
     body: web::Json<CreateExperiment>,
 ) -> Result<HttpResponse> {
     caller.require(Role::Admin)?;
-    require_feature(&state, &caller).await?;
+    let profile = require_feature(&state, &caller).await?;
     let body = body.into_inner();
     let name = parse_name(&body.name)?;
     let description = parse_description(body.description.as_deref().unwrap_or_default())?;
     let variants = check_variants(body.variants)?;
+    check_plan(&profile, &variants)?;
     let (primary, secondary) = check_metrics(body.primary_metric, body.secondary_metrics)?;
     let audience = check_audience(body.audience.unwrap_or_default())?;
     let confidence_level = check_confidence(body.confidence_level.unwrap_or(DEFAULT_CONFIDENCE))?;
@@ -278,7 +291,7 @@ pub async fn update(
     body: web::Json<UpdateExperiment>,
 ) -> Result<HttpResponse> {
     caller.require(Role::Admin)?;
-    require_feature(&state, &caller).await?;
+    let profile = require_feature(&state, &caller).await?;
     let (org, id) = (caller.organization_id, id.into_inner());
     let body = body.into_inner();
     let name = body.name.as_deref().map(parse_name).transpose()?;
@@ -288,6 +301,9 @@ pub async fn update(
         .map(parse_description)
         .transpose()?;
     let variants = body.variants.map(check_variants).transpose()?;
+    if let Some(variants) = &variants {
+        check_plan(&profile, variants)?;
+    }
     let audience = body.audience.map(check_audience).transpose()?;
     let confidence_level = body.confidence_level.map(check_confidence).transpose()?;
     let mut pooled = state.db.get().await?;
@@ -312,15 +328,27 @@ pub async fn update(
                 (None, None) => (None, None),
                 (primary, secondary) => {
                     let design = crate::experiments::Live::from_row(&current)?.design;
-                    let primary = primary.unwrap_or(MetricSpec::Full(design.primary_metric));
+                    let primary =
+                        primary.unwrap_or_else(|| MetricSpec::Full(design.primary_metric.clone()));
                     let secondary = secondary.unwrap_or_else(|| {
                         design
                             .secondary_metrics
-                            .into_iter()
+                            .iter()
+                            .cloned()
                             .map(MetricSpec::Full)
                             .collect()
                     });
                     let (p, s) = check_metrics(primary, secondary)?;
+                    // Results are totalled by metric name: once the experiment has started, the
+                    // metrics it counts stay as they are (more may be added).
+                    if current.status != "draft"
+                        && (p != design.primary_metric
+                            || design.secondary_metrics.iter().any(|m| !s.contains(m)))
+                    {
+                        return Err(GatewayError::Conflict(
+                            "once started, an experiment's metrics keep their names and types; secondary metrics may only be added".into(),
+                        ));
+                    }
                     (Some(to_json(&p)?), Some(to_json(&s)?))
                 }
             };
@@ -420,11 +448,20 @@ pub async fn start(
     id: web::Path<Id>,
 ) -> Result<HttpResponse> {
     caller.require(Role::Admin)?;
-    require_feature(&state, &caller).await?;
+    let profile = require_feature(&state, &caller).await?;
+    let id = id.into_inner();
+    // The plan may have changed since the experiment was defined.
+    let current = find(&state, caller.organization_id, id).await?;
+    check_plan(
+        &profile,
+        &crate::experiments::Live::from_row(&current)?
+            .design
+            .variants,
+    )?;
     let e = transition(
         &state,
         caller.organization_id,
-        id.into_inner(),
+        id,
         &["draft", "paused"],
         "running",
     )

@@ -8,6 +8,8 @@ mod analysis;
 mod experiments;
 mod participation;
 
+use std::sync::Arc;
+
 use actix_web::web;
 use serde_json::json;
 use utoipa::openapi::path::HttpMethod;
@@ -15,17 +17,19 @@ use utoipa::openapi::path::HttpMethod;
 use crate::api_doc::{Endpoint, body};
 use crate::auth::Caller;
 use crate::error::{GatewayError, Result};
+use crate::experiments::design::Variant;
+use crate::orgs::OrgProfile;
 use crate::state::AppState;
 
 const TAG: &str = "ab-testing";
 /// The tier feature these routes need.
 pub const FEATURE: &str = "ab_testing";
 
-/// Refuse unless the caller's tier includes A/B testing.
-async fn require_feature(state: &AppState, caller: &Caller) -> Result<()> {
+/// Refuse unless the caller's tier includes A/B testing; the organisation's profile otherwise.
+async fn require_feature(state: &AppState, caller: &Caller) -> Result<Arc<OrgProfile>> {
     let profile = state.org_profiles.get(caller.organization_id).await?;
     if profile.has_feature(FEATURE) {
-        return Ok(());
+        return Ok(profile);
     }
     Err(GatewayError::ForbiddenWith {
         code: "feature_not_in_plan",
@@ -35,6 +39,23 @@ async fn require_feature(state: &AppState, caller: &Caller) -> Result<()> {
         ),
         details: json!({"feature": FEATURE}),
     })
+}
+
+/// Every guard a variant runs must be in the organisation's plan (else its users' requests
+/// would be refused).
+fn check_plan(profile: &OrgProfile, variants: &[Variant]) -> Result<()> {
+    for v in variants {
+        for guard in v.overrides.services.iter().flatten() {
+            if !profile.allows(guard) {
+                return Err(GatewayError::Invalid(format!(
+                    "variant `{}` runs {guard}, which your plan ({}) does not include",
+                    v.name,
+                    profile.tier.as_deref().unwrap_or("none")
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// This resource's routes.

@@ -3,7 +3,7 @@
 //! variant achieved for a user or session).
 
 use actix_web::{HttpResponse, web};
-use cg_storage::models::{Assignment, Experiment, ExperimentResult, Role};
+use cg_storage::models::{Assignment, Experiment, ExperimentResult, Recorded, Role};
 use cg_storage::sql_types::{Id, Timestamp};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -13,16 +13,17 @@ use super::require_feature;
 use crate::auth::Caller;
 use crate::error::{GatewayError, Result};
 use crate::experiments::design::{CLIENT_TYPES, MetricKind};
-use crate::experiments::{Live, MAX_USER_ID_CHARS, assign};
+use crate::experiments::{Live, MAX_USER_ID_CHARS, assign, valid_user_id};
 use crate::state::AppState;
 
 const MAX_SESSION_ID_CHARS: usize = 256;
+/// The largest metric value taken: running sums of squares must stay finite and meaningful.
+const MAX_METRIC_MAGNITUDE: f64 = 1e12;
+/// Results are taken while an experiment runs or is paused.
+const ACCEPTING: &[&str] = &["running", "paused"];
 
 fn check_user_id(user_id: &str) -> Result<()> {
-    if user_id.is_empty()
-        || user_id.chars().count() > MAX_USER_ID_CHARS
-        || user_id.chars().any(char::is_control)
-    {
+    if !valid_user_id(user_id) {
         return Err(GatewayError::Invalid(format!(
             "user_id must be 1 to {MAX_USER_ID_CHARS} printable characters"
         )));
@@ -104,19 +105,26 @@ pub async fn user_variants(
     let mut pooled = state.db.get().await?;
     let conn = &mut pooled.conn();
     let assignments = Assignment::for_user(conn, org, &user_id).await?;
-    let mut variants = Vec::with_capacity(assignments.len());
-    for a in assignments {
-        let Some(e) = Experiment::find(conn, org, a.experiment_id).await? else {
-            continue;
-        };
-        variants.push(json!({
-            "experiment_id": e.id,
-            "experiment": e.name,
-            "status": e.status,
-            "variant": a.variant_name,
-            "assigned_at": a.assigned_at,
-        }));
-    }
+    let ids: Vec<Id> = assignments.iter().map(|a| a.experiment_id).collect();
+    let experiments: std::collections::HashMap<Id, Experiment> =
+        Experiment::find_many(conn, org, &ids)
+            .await?
+            .into_iter()
+            .map(|e| (e.id, e))
+            .collect();
+    let variants: Vec<Value> = assignments
+        .iter()
+        .filter_map(|a| {
+            let e = experiments.get(&a.experiment_id)?;
+            Some(json!({
+                "experiment_id": e.id,
+                "experiment": e.name,
+                "status": e.status,
+                "variant": a.variant_name,
+                "assigned_at": a.assigned_at,
+            }))
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(json!({"user_id": user_id, "variants": variants})))
 }
 
@@ -157,19 +165,16 @@ pub async fn record(
         check_user_id(user)?;
     }
     if let Some(session) = &body.session_id
-        && session.chars().count() > MAX_SESSION_ID_CHARS
+        && (session.chars().count() > MAX_SESSION_ID_CHARS || session.chars().any(char::is_control))
     {
         return Err(GatewayError::Invalid(format!(
-            "session_id must be at most {MAX_SESSION_ID_CHARS} characters"
+            "session_id must be at most {MAX_SESSION_ID_CHARS} printable characters"
         )));
     }
     let org = caller.organization_id;
     let experiment = find(&state, org, body.experiment_id).await?;
-    if !matches!(experiment.status.as_str(), "running" | "paused") {
-        return Err(GatewayError::Conflict(format!(
-            "the experiment is {}; results are recorded only while it runs or is paused",
-            experiment.status
-        )));
+    if !ACCEPTING.contains(&experiment.status.as_str()) {
+        return Err(not_accepting(&experiment.status));
     }
     let live = Live::from_row(&experiment)?;
     let design = &live.design;
@@ -213,9 +218,14 @@ pub async fn record(
         };
         let value = match raw {
             Value::Bool(b) => f64::from(u8::from(*b)),
-            Value::Number(n) => n.as_f64().filter(|v| v.is_finite()).ok_or_else(|| {
-                GatewayError::Invalid(format!("metric `{name}` must be a finite number"))
-            })?,
+            Value::Number(n) => n
+                .as_f64()
+                .filter(|v| v.abs() <= MAX_METRIC_MAGNITUDE)
+                .ok_or_else(|| {
+                    GatewayError::Invalid(format!(
+                        "metric `{name}` must be a number between -{MAX_METRIC_MAGNITUDE:e} and {MAX_METRIC_MAGNITUDE:e}"
+                    ))
+                })?,
             _ => {
                 return Err(GatewayError::Invalid(format!(
                     "metric `{name}` must be a number or a boolean"
@@ -245,11 +255,23 @@ pub async fn record(
         recorded_at: Timestamp::now(),
     };
     let mut pooled = state.db.get().await?;
-    let new = result.record(&mut pooled.conn(), &values).await?;
-    let answer = json!({"result_id": result.id, "experiment_id": live.id, "variant_name": result.variant_name, "duplicate": !new});
-    Ok(if new {
-        HttpResponse::Created().json(answer)
-    } else {
-        HttpResponse::Ok().json(answer)
-    })
+    let outcome = result
+        .record(&mut pooled.conn(), &values, ACCEPTING)
+        .await?;
+    let answer = |duplicate: bool| json!({"result_id": result.id, "experiment_id": live.id, "variant_name": result.variant_name, "duplicate": duplicate});
+    match outcome {
+        Recorded::New => Ok(HttpResponse::Created().json(answer(false))),
+        Recorded::Duplicate => Ok(HttpResponse::Ok().json(answer(true))),
+        Recorded::IdTaken => Err(GatewayError::Conflict(
+            "this result_id already holds a different result of the experiment".into(),
+        )),
+        // Stopped (or deleted) since it was read.
+        Recorded::NotAccepting => Err(not_accepting("no longer running")),
+    }
+}
+
+fn not_accepting(status: &str) -> GatewayError {
+    GatewayError::Conflict(format!(
+        "the experiment is {status}; results are recorded only while it runs or is paused"
+    ))
 }

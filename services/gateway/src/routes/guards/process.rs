@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::parse_guard;
 use crate::auth::Caller;
 use crate::error::{GatewayError, Result};
-use crate::experiments::{MAX_USER_ID_CHARS, Routing};
+use crate::experiments::{Routing, valid_user_id};
 use crate::guards::CallFailure;
 use crate::guards::mapping;
 use crate::guards::verdict::{Thresholds, Verdict, risk};
@@ -241,9 +241,9 @@ fn seconds_to_next_month() -> u64 {
         })
 }
 
-/// The running experiments' say on this request: only for a request naming a user (one of at
-/// most [`MAX_USER_ID_CHARS`] characters) of an organisation whose tier includes A/B testing.
-/// Reading the experiments failing is logged and the request routed as if there were none.
+/// The running experiments' say on this request: only for a request naming a user (1 to 256
+/// printable characters) of an organisation whose tier includes A/B testing. Reading the
+/// experiments failing is logged and the request routed as if there were none.
 async fn experiment_routing(
     state: &AppState,
     caller: &Caller,
@@ -254,10 +254,7 @@ async fn experiment_routing(
     let Some(user) = body.user_id.as_deref() else {
         return Routing::default();
     };
-    if user.is_empty()
-        || user.chars().count() > MAX_USER_ID_CHARS
-        || !profile.has_feature(crate::routes::ab_testing::FEATURE)
-    {
+    if !valid_user_id(user) || !profile.has_feature(crate::routes::ab_testing::FEATURE) {
         return Routing::default();
     }
     let running = match state.experiments.running(caller.organization_id).await {
@@ -268,13 +265,7 @@ async fn experiment_routing(
             return Routing::default();
         }
     };
-    let routing = Routing::for_user(&running, user, client_type);
-    for (live, variant) in &routing.variants {
-        state
-            .experiments
-            .note_exposure(caller.organization_id, live.id, user, variant);
-    }
-    routing
+    Routing::for_user(&running, user, client_type)
 }
 
 /// The request for `kind`, with the variant's options for that guard set.
@@ -354,6 +345,14 @@ pub async fn process(
         )
         .await?;
     state.usage.count_quota(caller.organization_id);
+    // Counted as taking part only once the request is going to the guards.
+    if let Some(user) = body.user_id.as_deref() {
+        for (live, variant) in &routing.variants {
+            state
+                .experiments
+                .note_exposure(caller.organization_id, live.id, user, variant);
+        }
+    }
     let payload = body.payload.as_object().cloned().unwrap_or_default();
     let ctx = CallContext {
         request_id: current_request_id(),
