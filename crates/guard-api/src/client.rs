@@ -52,6 +52,9 @@ pub struct GuardClient {
     kind: GuardKind,
     base: url::Url,
     http: reqwest::Client,
+    /// Paths already joined to `base` (a guard has a handful): joining parses the URL again,
+    /// host name normalisation included, which showed in the gateway's profile.
+    joined: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, url::Url>>>,
 }
 
 impl GuardClient {
@@ -79,7 +82,12 @@ impl GuardClient {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| format!("building the HTTP client: {e}"))?;
-        Ok(Self { kind, base, http })
+        Ok(Self {
+            kind,
+            base,
+            http,
+            joined: std::sync::Arc::default(),
+        })
     }
 
     /// Which guard.
@@ -93,10 +101,21 @@ impl GuardClient {
     }
 
     fn url(&self, path: &str) -> Result<url::Url, GuardError> {
-        self.base.join(path).map_err(|e| GuardError::Decode {
+        if let Ok(joined) = self.joined.read()
+            && let Some(url) = joined.get(path)
+        {
+            return Ok(url.clone());
+        }
+        let url = self.base.join(path).map_err(|e| GuardError::Decode {
             guard: self.kind,
             message: format!("bad path {path:?}: {e}"),
-        })
+        })?;
+        if let Ok(mut joined) = self.joined.write()
+            && joined.len() < 64
+        {
+            joined.insert(path.to_owned(), url.clone());
+        }
+        Ok(url)
     }
 
     fn with_context(

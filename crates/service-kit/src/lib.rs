@@ -16,6 +16,12 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// Every service allocates through mimalloc: per-thread free lists instead of glibc's arenas,
+/// measurably cheaper for the many small, short-lived allocations of a request (see
+/// docs/benchmarks.md) and without glibc's per-thread arenas holding on to memory.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use app::{Application, ServiceSpec};
 pub use config::ServerConfig;
 pub use error::{ApiError, ErrorBody};

@@ -258,6 +258,23 @@ impl Cache {
         dispatch!(self, "rate_limit", |c| redis: c.rate_limit(key, windows, cost, now_ms).await, memory: c.rate_limit(key, windows, cost, now_ms))
     }
 
+    /// [`Cache::rate_limit`] for `key`, and [`Cache::incr_by`] of `counter` by `delta` (a new
+    /// counter lives `ttl`), in one round trip where the backend allows. The counter is changed
+    /// whatever the decision: a caller refused by the limit gives `delta` back. Returns the
+    /// decision and the counter's new value.
+    pub async fn rate_limit_and_incr_by(
+        &self,
+        key: &str,
+        windows: &[RateWindow],
+        cost: u64,
+        counter: &str,
+        delta: i64,
+        ttl: Duration,
+    ) -> Result<(RateDecision, i64)> {
+        let now_ms = now_ms();
+        dispatch!(self, "rate_limit", |c| redis: c.rate_limit_and_incr_by(key, windows, cost, now_ms, counter, delta, ttl).await, memory: c.rate_limit(key, windows, cost, now_ms).and_then(|d| Ok((d, c.incr_by(counter, delta, Some(ttl))?))))
+    }
+
     /// Publish `message` on `channel`; returns how many subscribers received it (on Redis Cluster,
     /// those of the node that took the message: every node relays it to its own).
     pub async fn publish(&self, channel: &str, message: &str) -> Result<usize> {

@@ -314,6 +314,76 @@ impl RedisCache {
         ))
     }
 
+    /// [`Self::rate_limit`] and [`Self::incr_by`] (with a TTL for a new counter) in one round
+    /// trip: a pipeline on a single server (the counter is added whatever the decision; callers
+    /// return it when refused), two calls on a cluster, where the keys live in other slots.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "two operations' arguments, one round trip"
+    )]
+    pub(crate) async fn rate_limit_and_incr_by(
+        &self,
+        key: &str,
+        windows: &[RateWindow],
+        cost: u64,
+        now_ms: u64,
+        counter: &str,
+        delta: i64,
+        ttl: Duration,
+    ) -> Result<(RateDecision, i64)> {
+        let Connection::Single(conn) = &self.conn else {
+            let decision = self.rate_limit(key, windows, cost, now_ms).await?;
+            let total = self.incr_by(counter, delta, Some(ttl)).await?;
+            return Ok((decision, total));
+        };
+        let keys = rate_limit::bucket_keys(&self.prefix, key, windows, now_ms);
+        let mut invocation = RATE_LIMIT_SCRIPT.prepare_invoke();
+        for k in &keys {
+            invocation.key(k);
+        }
+        invocation.arg(cost);
+        for w in windows {
+            invocation
+                .arg(w.limit)
+                .arg(w.window_ms())
+                .arg(rate_limit::elapsed_in_bucket(w, now_ms));
+        }
+        let full = self.key(counter);
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(&invocation)
+            .cmd("INCRBY")
+            .arg(&full)
+            .arg(delta)
+            .cmd("PEXPIRE")
+            .arg(&full)
+            .arg(millis(ttl))
+            .arg("NX")
+            .ignore();
+        let replied: redis::RedisResult<(Vec<u64>, i64)> =
+            pipe.query_async(&mut conn.clone()).await;
+        let (reply, total) = match replied {
+            Ok(r) => r,
+            // A server that has not seen the script yet (a restart, a flush): the INCRBY ran
+            // anyway, so only the script is run again, which loads it.
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                let decision = self.rate_limit(key, windows, cost, now_ms).await?;
+                let total: i64 = self.query(redis::cmd("GET").arg(&full)).await?;
+                return Ok((decision, total));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some((&allowed, counts)) = reply.split_first() else {
+            return Err(Error::Corrupt("empty rate-limit reply".into()));
+        };
+        if counts.len() != keys.len() {
+            return Err(Error::Corrupt("short rate-limit reply".into()));
+        }
+        Ok((
+            rate_limit::decide(windows, cost, counts, allowed == 1, now_ms),
+            total,
+        ))
+    }
+
     pub(crate) async fn publish(&self, channel: &str, message: &str) -> Result<usize> {
         self.query(redis::cmd("PUBLISH").arg(self.key(channel)).arg(message))
             .await

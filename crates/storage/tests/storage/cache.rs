@@ -164,6 +164,50 @@ async fn rate_limit_admits_exactly_the_limit_under_concurrency(cache: &Cache) {
     }
 }
 
+/// The rate limit and a counter in one call: the limit decides as alone, the counter moves
+/// whatever the decision and gets its TTL once.
+async fn rate_limit_and_a_counter_in_one_call(cache: &Cache) {
+    let b = cache.backend();
+    let windows = [RateWindow::new(3, Duration::from_secs(3600))];
+    let ttl = Duration::from_secs(600);
+    let mut totals = Vec::new();
+    for _ in 0..4 {
+        let (d, total) = cache
+            .rate_limit_and_incr_by("fused", &windows, 1, "fused-budget", 25, ttl)
+            .await
+            .unwrap();
+        totals.push((d.allowed, total));
+    }
+    assert_eq!(
+        totals,
+        [(true, 25), (true, 50), (true, 75), (false, 100)],
+        "{b}"
+    );
+    let left = cache.ttl("fused-budget").await.unwrap().unwrap();
+    assert!(
+        left > Duration::from_secs(590) && left <= ttl,
+        "{b}: {left:?}"
+    );
+    // The limit alone agrees: three counted.
+    let alone = cache.rate_limit("fused", &windows, 1).await.unwrap();
+    assert!(!alone.allowed, "{b}");
+    // A Redis that forgot its scripts (restarted, flushed) still gets both done, once.
+    if b == "redis"
+        && let Ok(url) = std::env::var("CG_TEST_REDIS_URL")
+    {
+        let flushed = std::process::Command::new("redis-cli")
+            .args(["-u", &url, "SCRIPT", "FLUSH"])
+            .output()
+            .unwrap();
+        assert!(flushed.status.success(), "{flushed:?}");
+        let (d, total) = cache
+            .rate_limit_and_incr_by("fused", &windows, 1, "fused-budget", 25, ttl)
+            .await
+            .unwrap();
+        assert_eq!((d.allowed, total), (false, 125));
+    }
+}
+
 async fn pubsub_delivers_within_the_prefix(cache: &Cache) {
     {
         let b = cache.backend();
@@ -231,6 +275,13 @@ async fn rate_limit_admits_exactly_the_limit_under_concurrency_on_every_cache() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn rate_limit_and_a_counter_in_one_call_on_every_cache() {
+    for cache in all_caches().await {
+        rate_limit_and_a_counter_in_one_call(&cache).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn pubsub_delivers_within_the_prefix_on_every_cache() {
     for cache in all_caches().await {
         pubsub_delivers_within_the_prefix(&cache).await;
@@ -255,6 +306,7 @@ async fn every_cache_body_on_a_redis_cluster() {
     counters_are_atomic_and_keep_their_ttl(&cluster.cache().await).await;
     hashes(&cluster.cache().await).await;
     rate_limit_admits_exactly_the_limit_under_concurrency(&cluster.cache().await).await;
+    rate_limit_and_a_counter_in_one_call(&cluster.cache().await).await;
     pubsub_delivers_within_the_prefix(&cluster.cache().await).await;
     prefixes_isolate_keys(&cluster.cache().await).await;
 }

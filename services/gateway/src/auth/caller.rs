@@ -17,7 +17,8 @@ use cg_storage::sql_types::Id;
 use super::api_keys::ApiKeys;
 use crate::error::{GatewayError, Result};
 use crate::state::AppState;
-use crate::traffic::EndpointClass;
+use crate::traffic::budget::PreReserved;
+use crate::traffic::{EndpointClass, RateLimiter};
 
 /// `X-API-Key`.
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -160,6 +161,12 @@ impl FromRequest for AuthUser {
     }
 }
 
+/// `POST /api/v1/guards/process` or `/scan`: the requests that reserve budget.
+fn is_guard_call(req: &HttpRequest) -> bool {
+    req.method() == actix_web::http::Method::POST
+        && matches!(req.path(), "/api/v1/guards/process" | "/api/v1/guards/scan")
+}
+
 impl FromRequest for Caller {
     type Error = GatewayError;
     type Future = Pin<Box<dyn Future<Output = Result<Self>>>>;
@@ -177,25 +184,41 @@ impl FromRequest for Caller {
             let per_minute = state
                 .config
                 .requests_per_minute(profile.tier.as_deref(), profile.requests_per_minute);
-            let limit = state
+            // A guard call's first budget reservation rides in the same Redis round trip.
+            let budget = (is_guard_call(&req) && profile.monthly_budget_usd_micros > 0)
+                .then(|| state.budgets.pre_reservation(caller.organization_id));
+            let (limit, total) = state
                 .rate_limiter
-                .check(
+                .decide(
                     &caller.client_key(),
                     class,
                     per_minute,
                     state.config.burst_share(),
+                    budget
+                        .as_ref()
+                        .map(|(key, amount, ttl)| (key.as_str(), *amount, *ttl)),
                 )
-                .await;
-            match limit {
-                Ok(limit) => {
-                    let mut ext = req.extensions_mut();
-                    ext.insert(limit);
-                    ext.insert(Metered(caller.organization_id));
-                    drop(ext);
-                    Ok(caller)
+                .await?;
+            let pre = budget
+                .zip(total)
+                .map(|((key, amount, _), total)| PreReserved { key, amount, total });
+            let limit = match RateLimiter::enforce(limit) {
+                Ok(limit) => limit,
+                Err(refused) => {
+                    if let Some(pre) = pre {
+                        state.budgets.give_back(pre);
+                    }
+                    return Err(refused);
                 }
-                Err(e) => Err(e),
+            };
+            let mut ext = req.extensions_mut();
+            ext.insert(limit);
+            ext.insert(Metered(caller.organization_id));
+            if let Some(pre) = pre {
+                ext.insert(pre);
             }
+            drop(ext);
+            Ok(caller)
         })
     }
 }

@@ -19,14 +19,15 @@ use crate::api_doc::{self, Endpoint};
 
 /// Every endpoint of the gateway (besides the kit's health and metrics routes).
 pub fn endpoints() -> Vec<Endpoint> {
+    // The guarded path first: routes are matched in this order, and it is the busiest.
     [
+        guards::endpoints(),
         auth::endpoints(),
         users::endpoints(),
         organizations::endpoints(),
         api_keys::endpoints(),
         subscriptions::endpoints(),
         usage::endpoints(),
-        guards::endpoints(),
         config::endpoints(),
         biasguard::endpoints(),
         ab_testing::endpoints(),

@@ -54,6 +54,17 @@ pub struct Reservation {
     local: bool,
 }
 
+/// A reservation for one guard call made in the same Redis round trip as the rate-limit check
+/// (see [`Budgets::pre_reservation`]), not yet checked against the budget. Kept in the request's
+/// extensions; whatever is left there when the request ends is given back.
+#[derive(Debug, Clone)]
+pub struct PreReserved {
+    pub key: String,
+    pub amount: i64,
+    /// The month's total right after the reservation.
+    pub total: i64,
+}
+
 fn key(org: Id) -> String {
     let now = Utc::now();
     format!("budget:{org}:{:04}{:02}", now.year(), now.month())
@@ -77,18 +88,54 @@ impl Budgets {
         self
     }
 
-    /// Reserve for `calls` guard calls against `budget_micros` (0: no budget, nothing reserved).
+    /// What to add to which Redis counter to reserve one guard call of `org` in the same round
+    /// trip as its rate-limit check: `(key, amount, ttl)`.
+    pub fn pre_reservation(&self, org: Id) -> (String, i64, Duration) {
+        (key(org), self.reserve_micros, KEEP)
+    }
+
+    /// Give back a reservation that was never used (the request was refused or failed before
+    /// its guard calls), with the next batch of refunds.
+    pub fn give_back(&self, pre: PreReserved) {
+        if let Ok(mut refunds) = self.refunds.lock() {
+            *refunds.entry((pre.key, false)).or_default() -= pre.amount;
+        }
+    }
+
+    /// Reserve for `calls` guard calls against `budget_micros` (0: no budget, nothing reserved),
+    /// counting `pre` (made with the rate-limit check) towards it.
     pub async fn reserve(
         &self,
         org: Id,
         calls: usize,
         budget_micros: i64,
+        pre: Option<PreReserved>,
     ) -> Result<Option<Reservation>> {
         if budget_micros <= 0 {
+            if let Some(pre) = pre {
+                self.give_back(pre);
+            }
             return Ok(None);
         }
-        let key = key(org);
         let amount = self.reserve_micros * i64::try_from(calls).unwrap_or(1);
+        if let Some(pre) = pre {
+            let extra = amount - pre.amount;
+            let total = if extra == 0 {
+                Ok(pre.total)
+            } else {
+                // Several guards: the rest of the reservation (or the excess back) now.
+                self.shared.incr_by(&pre.key, extra, Some(KEEP)).await
+            };
+            match total {
+                Ok(total) => {
+                    return self
+                        .check(&self.shared, pre.key, amount, total, budget_micros, false)
+                        .await;
+                }
+                Err(_) => self.give_back(pre),
+            }
+        }
+        let key = key(org);
         // The worker's own connection first, the shared one if it fails (see `WorkerCaches`).
         let own = self.workers.get();
         let reserved = match &own {
@@ -241,10 +288,10 @@ mod tests {
     async fn reservations_stop_at_the_budget_and_settle_to_the_cost() {
         let b = budgets(100);
         let org = Id::new();
-        let first = b.reserve(org, 1, 250).await.unwrap();
-        let second = b.reserve(org, 1, 250).await.unwrap();
+        let first = b.reserve(org, 1, 250, None).await.unwrap();
+        let second = b.reserve(org, 1, 250, None).await.unwrap();
         assert!(matches!(
-            b.reserve(org, 1, 250).await,
+            b.reserve(org, 1, 250, None).await,
             Err(GatewayError::BudgetExceeded { .. })
         ));
         assert_eq!(
@@ -262,16 +309,50 @@ mod tests {
         b.flush_refunds().await;
         assert_eq!(b.spent(org).await, Some(30));
         // A call that cost more than its reservation is charged at once.
-        let third = b.reserve(org, 1, 250).await.unwrap();
+        let third = b.reserve(org, 1, 250, None).await.unwrap();
         b.settle(third, 150).await;
         assert_eq!(b.spent(org).await, Some(180));
         assert!(
-            b.reserve(org, 1, 250).await.is_err(),
+            b.reserve(org, 1, 250, None).await.is_err(),
             "180 + 100 is past 250"
         );
         assert!(
-            b.reserve(org, 1, 0).await.unwrap().is_none(),
+            b.reserve(org, 1, 0, None).await.unwrap().is_none(),
             "no budget, no reservation"
         );
+    }
+
+    #[tokio::test]
+    async fn a_reservation_made_with_the_rate_limit_check_counts_once() {
+        let b = budgets(100);
+        let org = Id::new();
+        let pre = |b: &Budgets| {
+            let (key, amount, ttl) = b.pre_reservation(org);
+            let shared = b.shared.clone();
+            async move {
+                let total = shared.incr_by(&key, amount, Some(ttl)).await.unwrap();
+                PreReserved { key, amount, total }
+            }
+        };
+        // One guard: nothing more to reserve.
+        let one = b.reserve(org, 1, 1000, Some(pre(&b).await)).await.unwrap();
+        assert_eq!(b.spent(org).await, Some(100));
+        // Three guards: the other two now.
+        let three = b.reserve(org, 3, 1000, Some(pre(&b).await)).await.unwrap();
+        assert_eq!(b.spent(org).await, Some(400));
+        // Past the budget: all of it returned at once.
+        let p = pre(&b).await;
+        assert!(matches!(
+            b.reserve(org, 7, 1000, Some(p)).await,
+            Err(GatewayError::BudgetExceeded { .. })
+        ));
+        assert_eq!(b.spent(org).await, Some(400));
+        // A request that never got to its guard calls gives its share back with the refunds.
+        let unused = pre(&b).await;
+        b.give_back(unused);
+        b.settle(one, 100).await;
+        b.settle(three, 300).await;
+        b.flush_refunds().await;
+        assert_eq!(b.spent(org).await, Some(400));
     }
 }

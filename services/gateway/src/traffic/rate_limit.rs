@@ -28,6 +28,7 @@ use serde::Deserialize;
 use crate::auth::caller::Metered;
 use crate::error::{GatewayError, LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER, Result};
 use crate::state::AppState;
+use crate::traffic::budget::PreReserved;
 use crate::traffic::{Sample, WorkerCaches};
 
 /// The class of an endpoint, which sets its share of the tier's limit.
@@ -169,31 +170,59 @@ impl RateLimiter {
         per_minute: u64,
         burst_share: Option<f64>,
     ) -> Result<Limit> {
+        let (limit, _) = self
+            .decide(client, class, per_minute, burst_share, None)
+            .await?;
+        Self::enforce(limit)
+    }
+
+    /// Decide on one request of `client` in `class` without refusing it yet ([`Self::enforce`]
+    /// does), and when `counter` is given add its delta to that Redis counter in the same round
+    /// trip, whatever the decision. The counter's new total is `None` when Redis did not decide
+    /// (the caller then counts it itself).
+    pub async fn decide(
+        &self,
+        client: &str,
+        class: EndpointClass,
+        per_minute: u64,
+        burst_share: Option<f64>,
+        counter: Option<(&str, i64, Duration)>,
+    ) -> Result<(Limit, Option<i64>)> {
         let windows = self.windows(class, per_minute, burst_share);
         let key = format!("rl:{}:{client}", class.as_str());
+        let run = async |cache: &Cache| match counter {
+            Some((counter, delta, ttl)) => cache
+                .rate_limit_and_incr_by(&key, &windows, 1, counter, delta, ttl)
+                .await
+                .map(|(d, total)| (d, Some(total))),
+            None => cache.rate_limit(&key, &windows, 1).await.map(|d| (d, None)),
+        };
         // The worker's own connection first; if it fails (it reconnects lazily after an outage),
         // the shared one before falling back.
         let decided = match self.workers.get() {
-            Some(own) => match own.rate_limit(&key, &windows, 1).await {
+            Some(own) => match run(&own).await {
                 Ok(d) => Ok(d),
-                Err(_) => self.shared.rate_limit(&key, &windows, 1).await,
+                Err(_) => run(&self.shared).await,
             },
-            None => self.shared.rate_limit(&key, &windows, 1).await,
+            None => run(&self.shared).await,
         };
-        let limit = match decided {
-            Ok(decision) => {
+        let (limit, total) = match decided {
+            Ok((decision, total)) => {
                 self.degraded.store(false, Ordering::Relaxed);
-                Limit {
-                    decision,
-                    source: "redis",
-                }
+                (
+                    Limit {
+                        decision,
+                        source: "redis",
+                    },
+                    total,
+                )
             }
             Err(e) => {
                 if !self.degraded.swap(true, Ordering::Relaxed) {
                     tracing::warn!(error = %e, mode = ?self.fail_mode, "rate limiting without Redis");
                 }
                 metrics::counter!("cg_gateway_rate_limiter_fallback_total", "mode" => format!("{:?}", self.fail_mode).to_lowercase()).increment(1);
-                match self.fail_mode {
+                let limit = match self.fail_mode {
                     FailMode::Local => Limit {
                         decision: self.local.rate_limit(&key, &windows, 1).await?,
                         source: "local",
@@ -214,7 +243,8 @@ impl RateLimiter {
                             "rate limiting is unavailable and the gateway is configured to fail closed",
                         ));
                     }
-                }
+                };
+                (limit, None)
             }
         };
         metrics::counter!(
@@ -224,6 +254,11 @@ impl RateLimiter {
             "source" => limit.source,
         )
         .increment(1);
+        Ok((limit, total))
+    }
+
+    /// The limit when it admits the request; 429 `rate_limited` when it does not.
+    pub fn enforce(limit: Limit) -> Result<Limit> {
         if limit.decision.allowed {
             Ok(limit)
         } else {
@@ -251,10 +286,21 @@ pub async fn rate_limit_headers(
     let started = std::time::Instant::now();
     let request = req.request().clone();
     let mut res = next.call(req).await?;
-    let (limit, metered) = {
-        let ext = request.extensions();
-        (ext.get::<Limit>().copied(), ext.get::<Metered>().copied())
+    let (limit, metered, unused) = {
+        let mut ext = request.extensions_mut();
+        (
+            ext.get::<Limit>().copied(),
+            ext.get::<Metered>().copied(),
+            ext.remove::<PreReserved>(),
+        )
     };
+    // A budget reservation made with the rate-limit check that the handler never took (the
+    // request was refused before its guard calls): given back.
+    if let Some(pre) = unused
+        && let Some(state) = request.app_data::<actix_web::web::Data<AppState>>()
+    {
+        state.budgets.give_back(pre);
+    }
     if let Some(Metered(org)) = metered
         && let Some(state) = request.app_data::<actix_web::web::Data<AppState>>()
     {

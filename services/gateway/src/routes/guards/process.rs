@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use cg_guard_api::{CallContext, GuardError, GuardKind};
 use cg_service_kit::observe::{current_request_id, outgoing_trace_headers};
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,7 @@ use crate::guards::verdict::{Thresholds, Verdict, risk};
 use crate::orgs::OrgProfile;
 use crate::state::AppState;
 use crate::traffic::Sample;
+use crate::traffic::budget::PreReserved;
 use crate::traffic::usage::GUARD_CALL_ENDPOINT;
 
 const MAX_DEPTH: usize = 10;
@@ -299,6 +300,7 @@ fn with_experiments(mut metadata: Value, routing: &Routing) -> Value {
 pub async fn process(
     state: web::Data<AppState>,
     caller: Caller,
+    req: HttpRequest,
     body: web::Json<ProcessRequest>,
 ) -> Result<HttpResponse> {
     let started = Instant::now();
@@ -336,12 +338,15 @@ pub async fn process(
             });
         }
     }
+    // The first guard's reservation was made with the rate-limit check (see `Caller`).
+    let pre = req.extensions_mut().remove::<PreReserved>();
     let reservation = state
         .budgets
         .reserve(
             caller.organization_id,
             kinds.len(),
             profile.monthly_budget_usd_micros,
+            pre,
         )
         .await?;
     state.usage.count_quota(caller.organization_id);
