@@ -1,5 +1,6 @@
 //! The cost of one rate-limit check (three windows in one atomic Redis call) against a bare Redis
-//! round trip (PING) on the same connection, in the same run:
+//! round trip (PING) on the same connection, in the same run, and the check with a budget
+//! reservation as two calls and as one pipeline:
 //! `CG_TEST_REDIS_URL=redis://127.0.0.1:6379/0 cargo bench -p cg-gateway --bench rate_limit`.
 //! Without `CG_TEST_REDIS_URL` only the in-process limiter (the fallback) is measured.
 
@@ -72,6 +73,37 @@ fn bench(c: &mut Criterion) {
                     None,
                 ))
                 .is_ok()
+            })
+        });
+        // What a guard call does before it reaches the guard: the check and a budget reservation,
+        // as two calls (before) and as one pipeline (now).
+        let counter = "budget:bench";
+        let keep = Duration::from_secs(3600);
+        group.bench_function("check_then_reserve_two_calls", |b| {
+            b.iter(|| {
+                n += 1;
+                let client = format!("key:{}", n % 1000);
+                rt.block_on(async {
+                    let limit = limiter
+                        .check(black_box(&client), EndpointClass::Process, 1 << 40, None)
+                        .await;
+                    let total = cache.incr_by(counter, 1, Some(keep)).await;
+                    limit.is_ok() && total.is_ok()
+                })
+            })
+        });
+        group.bench_function("check_and_reserve_one_pipeline", |b| {
+            b.iter(|| {
+                n += 1;
+                let client = format!("key:{}", n % 1000);
+                rt.block_on(limiter.decide(
+                    black_box(&client),
+                    EndpointClass::Process,
+                    1 << 40,
+                    None,
+                    Some((counter, 1, keep)),
+                ))
+                .is_ok_and(|(_, total)| total.is_some())
             })
         });
     }
