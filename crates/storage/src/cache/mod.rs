@@ -261,7 +261,9 @@ impl Cache {
     /// [`Cache::rate_limit`] for `key`, and [`Cache::incr_by`] of `counter` by `delta` (a new
     /// counter lives `ttl`), in one round trip where the backend allows. The counter is changed
     /// whatever the decision: a caller refused by the limit gives `delta` back. Returns the
-    /// decision and the counter's new value.
+    /// decision and the counter's new value, `None` when the decision was made but the counter
+    /// could not be read back (on a Redis Cluster, where the two are separate calls, or after
+    /// the server lost its scripts); the caller then counts on its own.
     pub async fn rate_limit_and_incr_by(
         &self,
         key: &str,
@@ -270,9 +272,9 @@ impl Cache {
         counter: &str,
         delta: i64,
         ttl: Duration,
-    ) -> Result<(RateDecision, i64)> {
+    ) -> Result<(RateDecision, Option<i64>)> {
         let now_ms = now_ms();
-        dispatch!(self, "rate_limit", |c| redis: c.rate_limit_and_incr_by(key, windows, cost, now_ms, counter, delta, ttl).await, memory: c.rate_limit(key, windows, cost, now_ms).and_then(|d| Ok((d, c.incr_by(counter, delta, Some(ttl))?))))
+        dispatch!(self, "rate_limit", |c| redis: c.rate_limit_and_incr_by(key, windows, cost, now_ms, counter, delta, ttl).await, memory: c.rate_limit(key, windows, cost, now_ms).and_then(|d| Ok((d, Some(c.incr_by(counter, delta, Some(ttl))?)))))
     }
 
     /// Publish `message` on `channel`; returns how many subscribers received it (on Redis Cluster,

@@ -330,10 +330,11 @@ impl RedisCache {
         counter: &str,
         delta: i64,
         ttl: Duration,
-    ) -> Result<(RateDecision, i64)> {
+    ) -> Result<(RateDecision, Option<i64>)> {
         let Connection::Single(conn) = &self.conn else {
+            // The decision stands even if the counter fails (the caller then counts it itself).
             let decision = self.rate_limit(key, windows, cost, now_ms).await?;
-            let total = self.incr_by(counter, delta, Some(ttl)).await?;
+            let total = self.incr_by(counter, delta, Some(ttl)).await.ok();
             return Ok((decision, total));
         };
         let keys = rate_limit::bucket_keys(&self.prefix, key, windows, now_ms);
@@ -367,7 +368,7 @@ impl RedisCache {
             // anyway, so only the script is run again, which loads it.
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                 let decision = self.rate_limit(key, windows, cost, now_ms).await?;
-                let total: i64 = self.query(redis::cmd("GET").arg(&full)).await?;
+                let total: Option<i64> = self.query(redis::cmd("GET").arg(&full)).await.ok();
                 return Ok((decision, total));
             }
             Err(e) => return Err(e.into()),
@@ -380,7 +381,7 @@ impl RedisCache {
         }
         Ok((
             rate_limit::decide(windows, cost, counts, allowed == 1, now_ms),
-            total,
+            Some(total),
         ))
     }
 

@@ -184,40 +184,61 @@ impl FromRequest for Caller {
             let per_minute = state
                 .config
                 .requests_per_minute(profile.tier.as_deref(), profile.requests_per_minute);
-            // A guard call's first budget reservation rides in the same Redis round trip.
-            let budget = (is_guard_call(&req) && profile.monthly_budget_usd_micros > 0)
-                .then(|| state.budgets.pre_reservation(caller.organization_id));
-            let (limit, total) = state
-                .rate_limiter
-                .decide(
-                    &caller.client_key(),
-                    class,
-                    per_minute,
-                    state.config.burst_share(),
-                    budget
-                        .as_ref()
-                        .map(|(key, amount, ttl)| (key.as_str(), *amount, *ttl)),
-                )
-                .await?;
-            let pre = budget
-                .zip(total)
-                .map(|((key, amount, _), total)| PreReserved { key, amount, total });
+            // A guard call's first budget reservation rides in the same Redis round trip. That
+            // call runs in its own task: if this request is cancelled meanwhile (the client went,
+            // its body failed to parse), the task still sees the reply and gives the reservation
+            // back.
+            let client = caller.client_key();
+            let burst = state.config.burst_share();
+            let (limit, pre) = if is_guard_call(&req) && profile.monthly_budget_usd_micros > 0 {
+                let (key, amount, ttl) = state.budgets.pre_reservation(caller.organization_id);
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let task_state = state.clone();
+                tokio::spawn(async move {
+                    let decided = task_state
+                        .rate_limiter
+                        .decide(&client, class, per_minute, burst, Some((&key, amount, ttl)))
+                        .await
+                        .map(|(limit, total)| {
+                            let pre = total.map(|total| {
+                                PreReserved::new(task_state.budgets.clone(), key, amount, total)
+                            });
+                            (limit, pre)
+                        });
+                    // Unsent (the request is gone): the reservation drops and gives itself back.
+                    let _ = tx.send(decided);
+                });
+                rx.await.map_err(|_| {
+                    GatewayError::Internal(anyhow::anyhow!(
+                        "the rate-limit task ended without an answer"
+                    ))
+                })??
+            } else {
+                let (limit, _) = state
+                    .rate_limiter
+                    .decide(&client, class, per_minute, burst, None)
+                    .await?;
+                (limit, None)
+            };
             let limit = match RateLimiter::enforce(limit) {
                 Ok(limit) => limit,
                 Err(refused) => {
                     if let Some(pre) = pre {
-                        state.budgets.give_back(pre);
+                        state.budgets.give_back(pre).await;
                     }
                     return Err(refused);
                 }
             };
-            let mut ext = req.extensions_mut();
-            ext.insert(limit);
-            ext.insert(Metered(caller.organization_id));
-            if let Some(pre) = pre {
-                ext.insert(pre);
+            let replaced = {
+                let mut ext = req.extensions_mut();
+                ext.insert(limit);
+                ext.insert(Metered(caller.organization_id));
+                pre.and_then(|pre| ext.insert(pre))
+            };
+            // A second extraction of the caller in one request replaced the first reservation.
+            if let Some(old) = replaced {
+                state.budgets.give_back(old).await;
             }
-            drop(ext);
             Ok(caller)
         })
     }

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod biasguard;
 pub mod config;
+pub mod fields;
 pub mod guards;
 pub mod organizations;
 pub mod query;

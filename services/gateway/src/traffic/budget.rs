@@ -17,7 +17,7 @@
 //! checked (`open`), or guard calls are refused (`closed`), as for rate limits.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -56,13 +56,42 @@ pub struct Reservation {
 
 /// A reservation for one guard call made in the same Redis round trip as the rate-limit check
 /// (see [`Budgets::pre_reservation`]), not yet checked against the budget. Kept in the request's
-/// extensions; whatever is left there when the request ends is given back.
-#[derive(Debug, Clone)]
+/// extensions until [`Budgets::reserve`] takes it; dropped untaken (the request was refused,
+/// failed before its guard calls, or was cancelled) it gives itself back with the next batch of
+/// refunds.
+#[derive(Debug)]
 pub struct PreReserved {
-    pub key: String,
-    pub amount: i64,
+    key: String,
+    amount: i64,
     /// The month's total right after the reservation.
-    pub total: i64,
+    total: i64,
+    /// Who gets it back if it is dropped untaken.
+    owner: Option<Arc<Budgets>>,
+}
+
+impl PreReserved {
+    pub fn new(owner: Arc<Budgets>, key: String, amount: i64, total: i64) -> Self {
+        Self {
+            key,
+            amount,
+            total,
+            owner: Some(owner),
+        }
+    }
+
+    /// The key, amount and total, no longer given back on drop.
+    fn take(mut self) -> (String, i64, i64) {
+        self.owner = None;
+        (std::mem::take(&mut self.key), self.amount, self.total)
+    }
+}
+
+impl Drop for PreReserved {
+    fn drop(&mut self) {
+        if let Some(owner) = self.owner.take() {
+            owner.give_back_later(std::mem::take(&mut self.key), self.amount);
+        }
+    }
 }
 
 fn key(org: Id) -> String {
@@ -94,11 +123,20 @@ impl Budgets {
         (key(org), self.reserve_micros, KEEP)
     }
 
-    /// Give back a reservation that was never used (the request was refused or failed before
-    /// its guard calls), with the next batch of refunds.
-    pub fn give_back(&self, pre: PreReserved) {
+    /// Give back `amount` reserved under `key` and never used, with the next batch of refunds.
+    pub fn give_back_later(&self, key: String, amount: i64) {
         if let Ok(mut refunds) = self.refunds.lock() {
-            *refunds.entry((pre.key, false)).or_default() -= pre.amount;
+            *refunds.entry((key, false)).or_default() -= amount;
+        }
+    }
+
+    /// Give back a reservation that was never used (the request was refused or failed before
+    /// its guard calls) at once, so it holds no headroom meanwhile; with the next batch if Redis
+    /// does not take it.
+    pub async fn give_back(&self, pre: PreReserved) {
+        let (key, amount, _) = pre.take();
+        if !self.apply(&key, false, -amount).await {
+            self.give_back_later(key, amount);
         }
     }
 
@@ -113,26 +151,27 @@ impl Budgets {
     ) -> Result<Option<Reservation>> {
         if budget_micros <= 0 {
             if let Some(pre) = pre {
-                self.give_back(pre);
+                self.give_back(pre).await;
             }
             return Ok(None);
         }
         let amount = self.reserve_micros * i64::try_from(calls).unwrap_or(1);
         if let Some(pre) = pre {
-            let extra = amount - pre.amount;
+            let (pre_key, pre_amount, pre_total) = pre.take();
+            let extra = amount - pre_amount;
             let total = if extra == 0 {
-                Ok(pre.total)
+                Ok(pre_total)
             } else {
                 // Several guards: the rest of the reservation (or the excess back) now.
-                self.shared.incr_by(&pre.key, extra, Some(KEEP)).await
+                self.shared.incr_by(&pre_key, extra, Some(KEEP)).await
             };
             match total {
                 Ok(total) => {
                     return self
-                        .check(&self.shared, pre.key, amount, total, budget_micros, false)
+                        .check(&self.shared, pre_key, amount, total, budget_micros, false)
                         .await;
                 }
-                Err(_) => self.give_back(pre),
+                Err(_) => self.give_back_later(pre_key, pre_amount),
             }
         }
         let key = key(org);
@@ -245,11 +284,7 @@ impl Budgets {
     }
 
     /// Apply refunds every `every` until `shutdown`, and once more on the way out.
-    pub async fn refund_every(
-        self: std::sync::Arc<Self>,
-        every: Duration,
-        shutdown: CancellationToken,
-    ) {
+    pub async fn refund_every(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
         loop {
             let stop = tokio::select! {
                 () = shutdown.cancelled() => true,
@@ -324,14 +359,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_reservation_made_with_the_rate_limit_check_counts_once() {
-        let b = budgets(100);
+        let b = Arc::new(budgets(100));
         let org = Id::new();
-        let pre = |b: &Budgets| {
+        let pre = |b: &Arc<Budgets>| {
             let (key, amount, ttl) = b.pre_reservation(org);
-            let shared = b.shared.clone();
+            let (shared, owner) = (b.shared.clone(), b.clone());
             async move {
                 let total = shared.incr_by(&key, amount, Some(ttl)).await.unwrap();
-                PreReserved { key, amount, total }
+                PreReserved::new(owner, key, amount, total)
             }
         };
         // One guard: nothing more to reserve.
@@ -347,9 +382,14 @@ mod tests {
             Err(GatewayError::BudgetExceeded { .. })
         ));
         assert_eq!(b.spent(org).await, Some(400));
-        // A request that never got to its guard calls gives its share back with the refunds.
+        // A request refused before its guard calls gives its share back at once; one dropped
+        // on the way (cancelled) gives it back with the refunds.
         let unused = pre(&b).await;
-        b.give_back(unused);
+        assert_eq!(b.spent(org).await, Some(500));
+        b.give_back(unused).await;
+        assert_eq!(b.spent(org).await, Some(400));
+        drop(pre(&b).await);
+        assert_eq!(b.spent(org).await, Some(500));
         b.settle(one, 100).await;
         b.settle(three, 300).await;
         b.flush_refunds().await;

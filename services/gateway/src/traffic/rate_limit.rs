@@ -190,21 +190,23 @@ impl RateLimiter {
     ) -> Result<(Limit, Option<i64>)> {
         let windows = self.windows(class, per_minute, burst_share);
         let key = format!("rl:{}:{client}", class.as_str());
-        let run = async |cache: &Cache| match counter {
-            Some((counter, delta, ttl)) => cache
-                .rate_limit_and_incr_by(&key, &windows, 1, counter, delta, ttl)
-                .await
-                .map(|(d, total)| (d, Some(total))),
+        let run = async |cache: &Cache, counter: Option<(&str, i64, Duration)>| match counter {
+            Some((counter, delta, ttl)) => {
+                cache
+                    .rate_limit_and_incr_by(&key, &windows, 1, counter, delta, ttl)
+                    .await
+            }
             None => cache.rate_limit(&key, &windows, 1).await.map(|d| (d, None)),
         };
         // The worker's own connection first; if it fails (it reconnects lazily after an outage),
-        // the shared one before falling back.
+        // the shared one before falling back. The retry leaves the counter out: the failed call
+        // may have changed it already, and a caller without a total counts on its own.
         let decided = match self.workers.get() {
-            Some(own) => match run(&own).await {
+            Some(own) => match run(&own, counter).await {
                 Ok(d) => Ok(d),
-                Err(_) => run(&self.shared).await,
+                Err(_) => run(&self.shared, None).await,
             },
-            None => run(&self.shared).await,
+            None => run(&self.shared, counter).await,
         };
         let (limit, total) = match decided {
             Ok((decision, total)) => {
@@ -299,7 +301,7 @@ pub async fn rate_limit_headers(
     if let Some(pre) = unused
         && let Some(state) = request.app_data::<actix_web::web::Data<AppState>>()
     {
-        state.budgets.give_back(pre);
+        state.budgets.give_back(pre).await;
     }
     if let Some(Metered(org)) = metered
         && let Some(state) = request.app_data::<actix_web::web::Data<AppState>>()

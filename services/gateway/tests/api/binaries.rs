@@ -11,7 +11,7 @@ use cg_storage::testing::{RedisServer, TestDb};
 use futures::future::join_all;
 use serde_json::{Value, json};
 
-use crate::helpers::{Auth, Gateway, access, refresh};
+use crate::helpers::{Auth, access, refresh};
 use crate::processes::{Service, binary, psql, replica_with};
 
 const GUARDS: [&str; 5] = [
@@ -22,21 +22,6 @@ const GUARDS: [&str; 5] = [
     "healthguard",
 ];
 const PROCESS: &str = "/api/v1/guards/process";
-
-async fn post_in(gw: &Gateway, path: &str, auth: Auth<'_>, org: &str, body: Value) -> (u16, Value) {
-    let req = gw
-        .app
-        .client
-        .post(format!("{}{path}", gw.app.address))
-        .header("x-organization-id", org)
-        .json(&body);
-    let req = match auth {
-        Auth::None => req,
-        Auth::Bearer(t) => req.bearer_auth(t),
-        Auth::ApiKey(k) => req.header("x-api-key", k),
-    };
-    gw.send(req).await
-}
 
 /// What each guard must say about the text sent to it, as its contract defines.
 fn check_guard_answer(guard: &str, answer: &Value) {
@@ -105,14 +90,14 @@ async fn the_gateway_and_the_guard_binaries_serve_the_whole_path() {
              WHERE organization_id = '{org_id}'"
         ),
     );
-    let (status, key) = post_in(
-        gw,
-        "/api/v1/api-keys",
-        bearer,
-        &org_id,
-        json!({"name": "ci", "role": "member"}),
-    )
-    .await;
+    let (status, key) = gw
+        .post_in(
+            "/api/v1/api-keys",
+            bearer,
+            &org_id,
+            json!({"name": "ci", "role": "member"}),
+        )
+        .await;
     assert_eq!(status, 201, "{key}");
     let secret = key["key"].as_str().unwrap().to_owned();
     let api_key = Auth::ApiKey(&secret);
@@ -199,38 +184,14 @@ async fn the_gateway_and_the_guard_binaries_serve_the_whole_path() {
     assert!(matches!(status, 403 | 404), "{status}");
 
     // Refresh rotates; the old refresh token no longer works; logout ends the session.
-    let (status, rotated) = gw
-        .post(
-            "/api/v1/auth/refresh",
-            Auth::None,
-            json!({"refresh_token": refresh(&tokens)}),
-        )
-        .await;
+    let (status, rotated) = gw.refresh(refresh(&tokens)).await;
     assert_eq!(status, 200, "{rotated}");
-    let (status, _) = gw
-        .post(
-            "/api/v1/auth/refresh",
-            Auth::None,
-            json!({"refresh_token": refresh(&tokens)}),
-        )
-        .await;
+    let (status, _) = gw.refresh(refresh(&tokens)).await;
     assert_eq!(status, 401);
     let fresh = gw.login("eve@example.com").await;
-    let (status, _) = gw
-        .post(
-            "/api/v1/auth/logout",
-            Auth::Bearer(access(&fresh)),
-            json!({"refresh_token": refresh(&fresh)}),
-        )
-        .await;
+    let status = gw.logout(&fresh).await;
     assert!(matches!(status, 200 | 204), "{status}");
-    let (status, _) = gw
-        .post(
-            "/api/v1/auth/refresh",
-            Auth::None,
-            json!({"refresh_token": refresh(&fresh)}),
-        )
-        .await;
+    let (status, _) = gw.refresh(refresh(&fresh)).await;
     assert_eq!(status, 401);
 
     // A revoked key stops working within a second.
@@ -239,13 +200,7 @@ async fn the_gateway_and_the_guard_binaries_serve_the_whole_path() {
     let (status, _) = gw.delete(&key_path, Auth::Bearer(access(&rotated))).await;
     assert_eq!(status, 404);
     let (status, _) = gw
-        .send(
-            gw.app
-                .client
-                .delete(format!("{}{key_path}", gw.app.address))
-                .bearer_auth(access(&rotated))
-                .header("x-organization-id", &org_id),
-        )
+        .delete_in(&key_path, Auth::Bearer(access(&rotated)), &org_id)
         .await;
     assert!(matches!(status, 200 | 204), "{status}");
     let revoked = Instant::now();
@@ -272,20 +227,20 @@ async fn the_gateway_and_the_guard_binaries_serve_the_whole_path() {
     let trust = json!({"service_type": "trustguard", "payload": {"text": text}});
     guards[1].kill();
     for _ in 0..5 {
-        let (status, e) = post_in(gw, PROCESS, user, &org_id, trust.clone()).await;
+        let (status, e) = gw.post_in(PROCESS, user, &org_id, trust.clone()).await;
         assert_eq!(
             (status, e["error"]["code"].as_str()),
             (503, Some("guard_unavailable")),
             "{e}"
         );
     }
-    let (status, e) = post_in(gw, PROCESS, user, &org_id, trust.clone()).await;
+    let (status, e) = gw.post_in(PROCESS, user, &org_id, trust.clone()).await;
     assert_eq!(status, 503, "{e}");
     assert_eq!(e["error"]["details"]["circuit"], "open", "{e}");
     guards[1].run().await;
     let back = Instant::now();
     loop {
-        let (status, answer) = post_in(gw, PROCESS, user, &org_id, trust.clone()).await;
+        let (status, answer) = gw.post_in(PROCESS, user, &org_id, trust.clone()).await;
         if status == 200 {
             check_guard_answer("trustguard", &answer);
             break;
@@ -308,29 +263,11 @@ async fn the_gateway_and_the_guard_binaries_serve_the_whole_path() {
         (200, Some("eve@example.com")),
         "{me}"
     );
-    let (status, again) = gw
-        .post(
-            "/api/v1/auth/refresh",
-            Auth::None,
-            json!({"refresh_token": refresh(&during)}),
-        )
-        .await;
+    let (status, again) = gw.refresh(refresh(&during)).await;
     assert_eq!(status, 200, "{again}");
-    let (status, _) = gw
-        .post(
-            "/api/v1/auth/logout",
-            Auth::Bearer(access(&again)),
-            json!({"refresh_token": refresh(&again)}),
-        )
-        .await;
+    let status = gw.logout(&again).await;
     assert!(matches!(status, 200 | 204), "{status}");
-    let (status, _) = gw
-        .post(
-            "/api/v1/auth/refresh",
-            Auth::None,
-            json!({"refresh_token": refresh(&again)}),
-        )
-        .await;
+    let (status, _) = gw.refresh(refresh(&again)).await;
     assert_eq!(status, 401);
     redis.resume().await;
 }

@@ -508,3 +508,66 @@ async fn guard_health_is_cached_and_discovery_lists_the_guards() {
     // Each healthy guard was asked once: every later answer came from the cache (wiremock checks
     // `expect(1)` when the servers drop).
 }
+
+/// The budget reservation made with the rate-limit check is given back when the request goes no
+/// further: a refused payload or an unreadable body leaves the month's spending where it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_refused_before_the_guard_spend_no_budget() {
+    let guards = Guards::start().await;
+    answer(&guards.token, "/scan", json!({"token_count": 3})).await;
+    let (gw, _storage, tokens) = setup(&guards).await;
+    let auth = Auth::Bearer(access(&tokens));
+    let spent = || async {
+        let (status, month) = gw.get("/api/v1/subscriptions/usage", auth).await;
+        assert_eq!(status, 200, "{month}");
+        month["budget_spent_usd"].as_f64().expect("spent")
+    };
+    assert_eq!(spent().await, 0.0);
+    for _ in 0..5 {
+        let (status, _) = gw
+            .post(
+                "/api/v1/guards/process",
+                auth,
+                json!({"service_type": "tokenguard", "payload": {}}),
+            )
+            .await;
+        assert_eq!(status, 400);
+    }
+    assert_eq!(
+        spent().await,
+        0.0,
+        "refused requests kept their reservations"
+    );
+    // An unreadable body may cancel the request while its reservation is on the way: given back
+    // with the next batch of refunds.
+    let (status, _) = gw
+        .send(
+            gw.app
+                .client
+                .post(format!("{}/api/v1/guards/process", gw.app.address))
+                .bearer_auth(access(&tokens))
+                .header("content-type", "application/json")
+                .body("{\"service_type\": "),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while spent().await != 0.0 {
+        assert!(std::time::Instant::now() < deadline, "never given back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A call that reached the guard (which reports no cost) is settled to nothing.
+    let (status, answer) = gw
+        .post(
+            "/api/v1/guards/process",
+            auth,
+            json!({"service_type": "tokenguard", "payload": {"text": "x"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while spent().await != 0.0 {
+        assert!(std::time::Instant::now() < deadline, "never refunded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -86,6 +86,52 @@ impl Gateway {
         .await
     }
 
+    /// POST in the organisation `org` (`X-Organization-ID`).
+    pub async fn post_in(
+        &self,
+        path: &str,
+        auth: Auth<'_>,
+        org: &str,
+        body: Value,
+    ) -> (u16, Value) {
+        self.send(
+            self.request(Method::POST, path, auth)
+                .header("x-organization-id", org)
+                .json(&body),
+        )
+        .await
+    }
+
+    /// DELETE in the organisation `org` (`X-Organization-ID`).
+    pub async fn delete_in(&self, path: &str, auth: Auth<'_>, org: &str) -> (u16, Value) {
+        self.send(
+            self.request(Method::DELETE, path, auth)
+                .header("x-organization-id", org),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/auth/refresh` with `refresh_token`.
+    pub async fn refresh(&self, refresh_token: &str) -> (u16, Value) {
+        self.post(
+            "/api/v1/auth/refresh",
+            Auth::None,
+            json!({"refresh_token": refresh_token}),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/auth/logout` with a login answer's tokens; the status.
+    pub async fn logout(&self, tokens: &Value) -> u16 {
+        self.post(
+            "/api/v1/auth/logout",
+            Auth::Bearer(access(tokens)),
+            json!({"refresh_token": refresh(tokens)}),
+        )
+        .await
+        .0
+    }
+
     pub async fn put(&self, path: &str, auth: Auth<'_>, body: Value) -> (u16, Value) {
         self.send(self.request(Method::PUT, path, auth).json(&body))
             .await

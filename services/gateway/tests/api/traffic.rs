@@ -12,7 +12,16 @@ use futures::future::join_all;
 use serde_json::Value;
 
 use crate::helpers::{Auth, access};
-use crate::processes::{psql, replica, replica_with};
+use crate::processes::{Service, binary, psql, replica, replica_with};
+
+/// A TokenGuard process on embedded storage.
+async fn tokenguard() -> Service {
+    Service::start(
+        binary("tokenguard"),
+        &[("CG_STORAGE_MODE", "embedded".to_owned())],
+    )
+    .await
+}
 
 /// Seconds into the current wall-clock minute (windows are aligned on it).
 fn second_of_minute() -> u64 {
@@ -182,16 +191,8 @@ async fn a_budget_is_never_exceeded_under_concurrent_load_across_replicas() {
     let Some(redis) = RedisServer::start().await else {
         return;
     };
-    let guard_storage = cg_storage::testing::TestStorage::embedded();
-    let guard = cg_tokenguard::startup::build(cg_tokenguard::config::Config {
-        server: cg_service_kit::testing::server_config(),
-        storage: guard_storage.config.clone(),
-        tokenguard: Default::default(),
-    })
-    .await
-    .expect("start tokenguard");
-    let guard_url = format!("http://127.0.0.1:{}", guard.port());
-    let _running = tokio::spawn(guard.run_until_stopped());
+    let guard = tokenguard().await;
+    let guard_url = guard.url();
     let text = "The quarterly report shows revenue growth across every region. ".repeat(20);
     // What one call costs, as TokenGuard prices it.
     let priced: Value = reqwest::Client::new()
@@ -362,22 +363,11 @@ async fn a_user_keeps_the_same_variant_on_every_replica() {
     let Some(redis) = RedisServer::start().await else {
         return;
     };
-    let guard_storage = cg_storage::testing::TestStorage::embedded();
-    let guard = cg_tokenguard::startup::build(cg_tokenguard::config::Config {
-        server: cg_service_kit::testing::server_config(),
-        storage: guard_storage.config.clone(),
-        tokenguard: Default::default(),
-    })
-    .await
-    .expect("start tokenguard");
+    let guard = tokenguard().await;
     let extra = [
-        (
-            "TOKENGUARD_URL",
-            format!("http://127.0.0.1:{}", guard.port()),
-        ),
+        ("TOKENGUARD_URL", guard.url()),
         ("EXPERIMENT_CACHE_SECS", "60".to_owned()),
     ];
-    let _running = tokio::spawn(guard.run_until_stopped());
     let replicas = join_all((0..3).map(|_| replica_with(&db.url, &redis.url, &extra))).await;
     let erin = replicas[0].gw.sign_up("erin@example.com").await;
     let auth = Auth::Bearer(access(&erin));

@@ -80,26 +80,11 @@ impl From<&Experiment> for ExperimentView {
 }
 
 fn parse_name(raw: &str) -> Result<String> {
-    let name = raw.trim();
-    if name.is_empty()
-        || name.chars().count() > MAX_NAME_CHARS
-        || name.chars().any(char::is_control)
-    {
-        return Err(GatewayError::Invalid(format!(
-            "name must be 1 to {MAX_NAME_CHARS} printable characters"
-        )));
-    }
-    Ok(name.to_owned())
+    crate::routes::fields::name(raw, MAX_NAME_CHARS)
 }
 
 fn parse_description(raw: &str) -> Result<String> {
-    let description = raw.trim();
-    if description.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(GatewayError::Invalid(format!(
-            "description must be at most {MAX_DESCRIPTION_CHARS} characters"
-        )));
-    }
-    Ok(description.to_owned())
+    crate::routes::fields::description(raw, MAX_DESCRIPTION_CHARS)
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<Value> {
@@ -139,21 +124,21 @@ pub async fn list(
     {
         return Err(crate::routes::query::invalid_query(
             format!("status must be one of {}", STATUSES.join(", ")),
-            json!({"field": "status"}),
+            json!({"parameter": "status"}),
         ));
     }
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(crate::routes::query::invalid_query(
             format!("limit must be 1 to {MAX_LIMIT}"),
-            json!({"field": "limit"}),
+            json!({"parameter": "limit"}),
         ));
     }
     let offset = query.offset.unwrap_or(0);
     if offset < 0 {
         return Err(crate::routes::query::invalid_query(
             "offset must not be negative".into(),
-            json!({"field": "offset"}),
+            json!({"parameter": "offset"}),
         ));
     }
     let mut pooled = state.db.get().await?;

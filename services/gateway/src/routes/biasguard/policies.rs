@@ -65,26 +65,11 @@ impl From<&Policy> for PolicyView {
 }
 
 fn parse_name(raw: &str) -> Result<String> {
-    let name = raw.trim();
-    if name.is_empty()
-        || name.chars().count() > MAX_NAME_CHARS
-        || name.chars().any(char::is_control)
-    {
-        return Err(GatewayError::Invalid(format!(
-            "name must be 1 to {MAX_NAME_CHARS} printable characters"
-        )));
-    }
-    Ok(name.to_owned())
+    crate::routes::fields::name(raw, MAX_NAME_CHARS)
 }
 
 fn parse_description(raw: &str) -> Result<String> {
-    let description = raw.trim();
-    if description.chars().count() > MAX_DESCRIPTION_CHARS {
-        return Err(GatewayError::Invalid(format!(
-            "description must be at most {MAX_DESCRIPTION_CHARS} characters"
-        )));
-    }
-    Ok(description.to_owned())
+    crate::routes::fields::description(raw, MAX_DESCRIPTION_CHARS)
 }
 
 fn parse_enforcement_type(raw: &str) -> Result<&'static str> {
