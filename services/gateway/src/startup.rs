@@ -54,6 +54,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
                 .clean_up_every(cleanup_every, shutdown.clone()),
         );
         tokio::spawn(state.api_keys.clone().follow_revocations(shutdown.clone()));
+        tokio::spawn(state.memberships.clone().follow(shutdown.clone()));
         tokio::spawn(state.config.clone().follow(shutdown.clone()));
         tokio::spawn(state.experiments.clone().follow(shutdown.clone()));
         tokio::spawn(

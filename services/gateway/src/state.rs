@@ -5,6 +5,7 @@ use std::sync::Arc;
 use cg_storage::{Cache, Db, Storage};
 
 use crate::auth::api_keys::ApiKeys;
+use crate::auth::memberships::Memberships;
 use crate::auth::sessions::SessionStore;
 use crate::auth::tokens::TokenIssuer;
 use crate::config::{Config, GatewaySettings};
@@ -22,6 +23,7 @@ pub struct AppState {
     pub tokens: TokenIssuer,
     pub sessions: SessionStore,
     pub api_keys: Arc<ApiKeys>,
+    pub memberships: Arc<Memberships>,
     pub guards: Arc<GuardRegistry>,
     pub org_profiles: OrgProfiles,
     pub rate_limiter: RateLimiter,
@@ -59,6 +61,7 @@ impl AppState {
                 config.storage.session_ttl(),
             ),
             api_keys: Arc::new(ApiKeys::new(cache.clone(), db.clone())),
+            memberships: Arc::new(Memberships::new(db.clone(), cache.clone())),
             guards: Arc::new(GuardRegistry::new(
                 &settings,
                 &config.server.internal_token(),

@@ -11,7 +11,7 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
-use cg_storage::models::{Member, Role};
+use cg_storage::models::Role;
 use cg_storage::sql_types::Id;
 
 use super::api_keys::ApiKeys;
@@ -266,23 +266,22 @@ impl Caller {
                 }
                 Presented::AccessToken(token) => {
                     let claims = state.tokens.verify(&token)?;
-                    let mut pooled = state.db.get().await?;
-                    let memberships =
-                        Member::organizations_of(&mut pooled.conn(), claims.sub).await?;
-                    let member = match org_header {
+                    // Cached per replica, dropped on every replica when they change.
+                    let memberships = state.memberships.of(claims.sub).await?;
+                    let (organization_id, role) = match org_header {
                         Some(org) => memberships
-                            .into_iter()
-                            .find(|(m, _)| m.organization_id == org)
+                            .iter()
+                            .find(|(o, _)| *o == org)
+                            .copied()
                             .ok_or(GatewayError::NotFound("organization"))?,
                         None => memberships
-                            .into_iter()
-                            .next()
+                            .first()
+                            .copied()
                             .ok_or(GatewayError::Forbidden("you belong to no organisation"))?,
-                    }
-                    .0;
+                    };
                     Ok(Self {
-                        organization_id: member.organization_id,
-                        role: member.role()?,
+                        organization_id,
+                        role,
                         user_id: Some(claims.sub),
                         credential: Credential::User {
                             session_id: claims.sid,

@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod caller;
 pub mod limits;
+pub mod memberships;
 pub mod password;
 pub mod secrets;
 pub mod sessions;

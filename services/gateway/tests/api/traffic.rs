@@ -471,3 +471,81 @@ async fn a_user_keeps_the_same_variant_on_every_replica() {
     // 24 users over three equal variants: all three are used.
     assert_eq!(seen.len(), 3, "{seen:?}");
 }
+
+/// Memberships are cached per replica (no database read per request with an access token): a
+/// member added or removed through one replica is seen by all three at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_membership_change_reaches_every_replica_at_once() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let Some(redis) = RedisServer::start().await else {
+        return;
+    };
+    let replicas = join_all((0..3).map(|_| replica(&db.url, &redis.url))).await;
+    let alice = replicas[0].gw.sign_up("alice.m@example.com").await;
+    let bob = replicas[0].gw.sign_up("bob.m@example.com").await;
+    let (a, b) = (Auth::Bearer(access(&alice)), Auth::Bearer(access(&bob)));
+    let (_, org) = replicas[0].gw.get("/api/v1/organizations/current", a).await;
+    let org_id = org["id"].as_str().unwrap().to_owned();
+    // Every replica caches that Bob is not in Alice's organisation.
+    for r in &replicas {
+        let (status, _) =
+            r.gw.get_in("/api/v1/organizations/members", b, &org_id)
+                .await;
+        assert_eq!(status, 404);
+    }
+    let (status, invite) = replicas[0]
+        .gw
+        .post_in(
+            "/api/v1/organizations/members/invite",
+            a,
+            &org_id,
+            serde_json::json!({"email": "bob.m@example.com", "role": "member"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{invite}");
+    let (status, _) = replicas[1]
+        .gw
+        .post(
+            "/api/v1/organizations/invitations/accept",
+            b,
+            serde_json::json!({"token": invite["token"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let within = |what: &'static str, expected: u16| {
+        let (replicas, org_id) = (&replicas, &org_id);
+        async move {
+            let since = std::time::Instant::now();
+            for r in replicas {
+                loop {
+                    let (status, _) =
+                        r.gw.get_in("/api/v1/organizations/members", b, org_id)
+                            .await;
+                    if status == expected {
+                        break;
+                    }
+                    assert!(
+                        since.elapsed() < Duration::from_secs(1),
+                        "{what}: a replica still answers {status} a second later"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    };
+    within("joined", 200).await;
+    let (_, me) = replicas[0].gw.get("/api/v1/users/me", b).await;
+    let bob_id = me["id"].as_str().unwrap().to_owned();
+    let (status, _) = replicas[2]
+        .gw
+        .delete_in(
+            &format!("/api/v1/organizations/members/{bob_id}"),
+            a,
+            &org_id,
+        )
+        .await;
+    assert_eq!(status, 204);
+    within("removed", 404).await;
+}

@@ -28,5 +28,6 @@ pub async fn create(
         .conn()
         .transaction(async |tx: &mut Conn<'_>| create_organization(tx, &name, caller.user_id).await)
         .await?;
+    state.memberships.changed(caller.user_id).await;
     Ok(HttpResponse::Created().json(OrganizationView::new(&org, "owner")))
 }

@@ -137,6 +137,7 @@ pub async fn accept(
             })
         })
         .await?;
+    state.memberships.changed(caller.user_id).await;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "organization_id": member.organization_id, "role": member.role,
     })))

@@ -65,6 +65,7 @@ pub async fn set_role(
             Ok(Member::set_role(tx, org, user_id, role, Timestamp::now()).await?)
         })
         .await?;
+    state.memberships.changed(user_id).await;
     Ok(
         HttpResponse::Ok()
             .json(serde_json::json!({"user_id": member.user_id, "role": member.role})),
@@ -102,5 +103,6 @@ pub async fn remove(
             Ok(())
         })
         .await?;
+    state.memberships.changed(user_id).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -96,5 +96,6 @@ pub async fn delete(state: web::Data<AppState>, caller: AuthUser) -> Result<Http
             Ok(())
         })
         .await?;
+    state.memberships.changed(caller.user_id).await;
     Ok(HttpResponse::NoContent().finish())
 }
