@@ -5,6 +5,7 @@
 //! It uses PostgreSQL (or SQLite), Redis (or in-process) and S3 (or a local folder); see
 //! [`config`] for its settings and [`startup`] for how it is assembled.
 
+pub mod announce;
 pub mod api_doc;
 pub mod auth;
 pub mod client;

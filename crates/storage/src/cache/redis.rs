@@ -22,6 +22,38 @@ const RECONNECT_RETRIES: usize = 2;
 /// KEYS: per window its current and previous bucket. ARGV: cost, then per window limit,
 /// window_ms, elapsed_ms. Returns `{allowed, cur1, prev1, cur2, prev2, …}` read before the
 /// increment.
+/// The rate-limit script called for `keys` (the buckets of `windows`).
+fn rate_limit_invocation(
+    keys: &[String],
+    windows: &[RateWindow],
+    cost: u64,
+    now_ms: u64,
+) -> redis::ScriptInvocation<'static> {
+    let mut invocation = RATE_LIMIT_SCRIPT.prepare_invoke();
+    for k in keys {
+        invocation.key(k);
+    }
+    invocation.arg(cost);
+    for w in windows {
+        invocation
+            .arg(w.limit)
+            .arg(w.window_ms())
+            .arg(rate_limit::elapsed_in_bucket(w, now_ms));
+    }
+    invocation
+}
+
+/// The script's reply: whether it admitted, and the counts it read (one per key).
+fn split_reply(reply: &[u64], keys: usize) -> Result<(bool, &[u64])> {
+    let Some((&allowed, counts)) = reply.split_first() else {
+        return Err(Error::Corrupt("empty rate-limit reply".into()));
+    };
+    if counts.len() != keys {
+        return Err(Error::Corrupt("short rate-limit reply".into()));
+    }
+    Ok((allowed == 1, counts))
+}
+
 static RATE_LIMIT_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -284,34 +316,13 @@ impl RedisCache {
         now_ms: u64,
     ) -> Result<RateDecision> {
         let keys = rate_limit::bucket_keys(&self.prefix, key, windows, now_ms);
-        let mut invocation = RATE_LIMIT_SCRIPT.prepare_invoke();
-        for k in &keys {
-            invocation.key(k);
-        }
-        invocation.arg(cost);
-        for w in windows {
-            invocation
-                .arg(w.limit)
-                .arg(w.window_ms())
-                .arg(rate_limit::elapsed_in_bucket(w, now_ms));
-        }
+        let invocation = rate_limit_invocation(&keys, windows, cost, now_ms);
         let reply: Vec<u64> = match &self.conn {
             Connection::Single(c) => invocation.invoke_async(&mut c.clone()).await,
             Connection::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
         }?;
-        let Some((&allowed, counts)) = reply.split_first() else {
-            return Err(Error::Corrupt("empty rate-limit reply".into()));
-        };
-        if counts.len() != keys.len() {
-            return Err(Error::Corrupt("short rate-limit reply".into()));
-        }
-        Ok(rate_limit::decide(
-            windows,
-            cost,
-            counts,
-            allowed == 1,
-            now_ms,
-        ))
+        let (allowed, counts) = split_reply(&reply, keys.len())?;
+        Ok(rate_limit::decide(windows, cost, counts, allowed, now_ms))
     }
 
     /// [`Self::rate_limit`] and [`Self::incr_by`] (with a TTL for a new counter) in one round
@@ -338,17 +349,7 @@ impl RedisCache {
             return Ok((decision, total));
         };
         let keys = rate_limit::bucket_keys(&self.prefix, key, windows, now_ms);
-        let mut invocation = RATE_LIMIT_SCRIPT.prepare_invoke();
-        for k in &keys {
-            invocation.key(k);
-        }
-        invocation.arg(cost);
-        for w in windows {
-            invocation
-                .arg(w.limit)
-                .arg(w.window_ms())
-                .arg(rate_limit::elapsed_in_bucket(w, now_ms));
-        }
+        let invocation = rate_limit_invocation(&keys, windows, cost, now_ms);
         let full = self.key(counter);
         let mut pipe = redis::pipe();
         pipe.invoke_script(&invocation)
@@ -373,14 +374,9 @@ impl RedisCache {
             }
             Err(e) => return Err(e.into()),
         };
-        let Some((&allowed, counts)) = reply.split_first() else {
-            return Err(Error::Corrupt("empty rate-limit reply".into()));
-        };
-        if counts.len() != keys.len() {
-            return Err(Error::Corrupt("short rate-limit reply".into()));
-        }
+        let (allowed, counts) = split_reply(&reply, keys.len())?;
         Ok((
-            rate_limit::decide(windows, cost, counts, allowed == 1, now_ms),
+            rate_limit::decide(windows, cost, counts, allowed, now_ms),
             Some(total),
         ))
     }

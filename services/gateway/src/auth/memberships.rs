@@ -22,7 +22,6 @@ pub const CHANGED_CHANNEL: &str = "auth:memberships:changed";
 /// The longest a replica trusts its copy.
 pub const TTL: Duration = Duration::from_secs(5);
 const MAX_USERS: u64 = 100_000;
-const RESUBSCRIBE: Duration = Duration::from_secs(1);
 
 /// (organisation, role) pairs, oldest membership first (the default organisation).
 pub type UserOrganizations = Arc<[(Id, Role)]>;
@@ -85,31 +84,19 @@ impl Memberships {
 
     /// Forget users whenever a replica announces a change, until `shutdown`.
     pub async fn follow(self: Arc<Self>, shutdown: CancellationToken) {
-        loop {
-            let sub = tokio::select! {
-                () = shutdown.cancelled() => return,
-                s = self.cache.subscribe(CHANGED_CHANNEL) => s,
-            };
-            if let Ok(mut sub) = sub {
-                loop {
-                    let message = tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        m = sub.next() => m,
-                    };
-                    let Some(message) = message else { break };
-                    match message.parse::<Id>() {
-                        Ok(user) => self.forget(user).await,
-                        Err(_) => tracing::warn!(%message, "unreadable membership announcement"),
-                    }
-                }
-                // Lost the connection: what changed meanwhile was not heard.
+        crate::announce::follow_ids(
+            &self.cache,
+            CHANGED_CHANNEL,
+            &shutdown,
+            |user| {
+                let this = self.clone();
+                async move { this.forget(user).await }
+            },
+            || {
                 self.epoch.fetch_add(1, Ordering::AcqRel);
                 self.local.invalidate_all();
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(RESUBSCRIBE) => {}
-            }
-        }
+            },
+        )
+        .await;
     }
 }

@@ -37,8 +37,6 @@ const MAX_RECORDED: u64 = 200_000;
 const MAX_ORGS: u64 = 100_000;
 /// A user id longer than this is refused by the A/B routes and takes part in no experiment.
 pub const MAX_USER_ID_CHARS: usize = 256;
-/// Resubscribe this often when the channel cannot be joined.
-const RESUBSCRIBE: Duration = Duration::from_secs(1);
 /// Assignments being recorded in the background at once, per replica; past this, requests are
 /// still routed by their variant and the recording waits for a later request of that user.
 const MAX_RECORDING: usize = 32;
@@ -289,34 +287,23 @@ impl Experiments {
     /// Drop an organisation's cached experiments whenever a replica announces a change, until
     /// `shutdown`.
     pub async fn follow(self: Arc<Self>, shutdown: CancellationToken) {
-        loop {
-            let sub = tokio::select! {
-                () = shutdown.cancelled() => return,
-                s = self.cache.subscribe(CHANGED_CHANNEL) => s,
-            };
-            let Ok(mut sub) = sub else {
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(RESUBSCRIBE) => continue,
+        crate::announce::follow_ids(
+            &self.cache,
+            CHANGED_CHANNEL,
+            &shutdown,
+            |org| {
+                let this = self.clone();
+                async move { this.forget(org).await }
+            },
+            || {
+                // Lost the connection: whatever changed meanwhile was not heard.
+                self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                if let Some(cache) = &self.running {
+                    cache.invalidate_all();
                 }
-            };
-            loop {
-                let message = tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    m = sub.next() => m,
-                };
-                let Some(message) = message else { break };
-                match message.parse::<Id>() {
-                    Ok(org) => self.forget(org).await,
-                    Err(_) => tracing::warn!(%message, "unreadable experiment announcement"),
-                }
-            }
-            // The connection was lost: whatever changed meanwhile was not heard.
-            self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-            if let Some(cache) = &self.running {
-                cache.invalidate_all();
-            }
-        }
+            },
+        )
+        .await;
     }
 
     /// The variant `user` is in (`None` outside the audience), recorded: from Redis when an
