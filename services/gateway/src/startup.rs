@@ -54,9 +54,17 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
                 .clean_up_every(cleanup_every, shutdown.clone()),
         );
         tokio::spawn(state.api_keys.clone().follow_revocations(shutdown.clone()));
-        tokio::spawn(state.memberships.clone().follow(shutdown.clone()));
+        {
+            let state = state.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { state.memberships.follow(shutdown).await });
+        }
         tokio::spawn(state.config.clone().follow(shutdown.clone()));
-        tokio::spawn(state.experiments.clone().follow(shutdown.clone()));
+        {
+            let state = state.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { state.experiments.follow(shutdown).await });
+        }
         tokio::spawn(
             state
                 .budgets

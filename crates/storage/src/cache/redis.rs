@@ -22,6 +22,19 @@ const RECONNECT_RETRIES: usize = 2;
 /// KEYS: per window its current and previous bucket. ARGV: cost, then per window limit,
 /// window_ms, elapsed_ms. Returns `{allowed, cur1, prev1, cur2, prev2, …}` read before the
 /// increment.
+/// `INCRBY key delta` (its reply kept) and `PEXPIRE key ttl NX` (ignored) on `pipe`: NX gives a
+/// TTL only to a key without one, so a running counter is not extended.
+fn push_incr_by(pipe: &mut redis::Pipeline, key: &str, delta: i64, ttl: Duration) {
+    pipe.cmd("INCRBY")
+        .arg(key)
+        .arg(delta)
+        .cmd("PEXPIRE")
+        .arg(key)
+        .arg(millis(ttl))
+        .arg("NX")
+        .ignore();
+}
+
 /// The rate-limit script called for `keys` (the buckets of `windows`).
 fn rate_limit_invocation(
     keys: &[String],
@@ -245,18 +258,9 @@ impl RedisCache {
         let Some(ttl) = ttl_if_new else {
             return self.query(redis::cmd("INCRBY").arg(&full).arg(delta)).await;
         };
-        // One round trip, atomically; NX gives a TTL only to a key without one, so a running
-        // window is not extended.
+        // One round trip, atomically.
         let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("INCRBY")
-            .arg(&full)
-            .arg(delta)
-            .cmd("PEXPIRE")
-            .arg(&full)
-            .arg(millis(ttl))
-            .arg("NX")
-            .ignore();
+        push_incr_by(pipe.atomic(), &full, delta, ttl);
         let (value,): (i64,) = match &self.conn {
             Connection::Single(c) => pipe.query_async(&mut c.clone()).await,
             Connection::Cluster(c) => pipe.query_async(&mut c.clone()).await,
@@ -352,15 +356,7 @@ impl RedisCache {
         let invocation = rate_limit_invocation(&keys, windows, cost, now_ms);
         let full = self.key(counter);
         let mut pipe = redis::pipe();
-        pipe.invoke_script(&invocation)
-            .cmd("INCRBY")
-            .arg(&full)
-            .arg(delta)
-            .cmd("PEXPIRE")
-            .arg(&full)
-            .arg(millis(ttl))
-            .arg("NX")
-            .ignore();
+        push_incr_by(pipe.invoke_script(&invocation), &full, delta, ttl);
         let replied: redis::RedisResult<(Vec<u64>, i64)> =
             pipe.query_async(&mut conn.clone()).await;
         let (reply, total) = match replied {

@@ -233,6 +233,8 @@ impl FromRequest for Caller {
                 let mut ext = req.extensions_mut();
                 ext.insert(limit);
                 ext.insert(Metered(caller.organization_id));
+                // The handler reads the same profile instead of looking it up again.
+                ext.insert(profile);
                 pre.and_then(|pre| ext.insert(pre))
             };
             // A second extraction of the caller in one request replaced the first reservation.

@@ -24,6 +24,7 @@ use cg_storage::{Cache, Db};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use crate::announce::AnnouncedCache;
 use crate::error::Result;
 use design::{Design, ThresholdOverride, Variant};
 use serde_json::{Map, Value};
@@ -214,11 +215,7 @@ fn assignment_key(experiment: Id, user: &str) -> String {
 pub struct Experiments {
     db: Db,
     cache: Cache,
-    /// `None`: read every time.
-    running: Option<moka::future::Cache<Id, Arc<[Arc<Live>]>>>,
-    /// Bumped by every invalidation: a read that started before one is not cached (it may hold
-    /// what was just invalidated).
-    epoch: std::sync::atomic::AtomicU64,
+    running: Arc<AnnouncedCache<Arc<[Arc<Live>]>>>,
     recorded: moka::sync::Cache<(Id, String), ()>,
     recording: Arc<tokio::sync::Semaphore>,
 }
@@ -229,14 +226,13 @@ impl Experiments {
     pub fn new(db: Db, cache: Cache, ttl: Duration) -> Self {
         Self {
             db,
+            running: Arc::new(AnnouncedCache::new(
+                cache.clone(),
+                CHANGED_CHANNEL,
+                ttl,
+                MAX_ORGS,
+            )),
             cache,
-            running: (!ttl.is_zero()).then(|| {
-                moka::future::Cache::builder()
-                    .max_capacity(MAX_ORGS)
-                    .time_to_live(ttl)
-                    .build()
-            }),
-            epoch: std::sync::atomic::AtomicU64::new(0),
             recorded: moka::sync::Cache::builder()
                 .max_capacity(MAX_RECORDED)
                 .time_to_live(Duration::from_secs(3600))
@@ -247,63 +243,29 @@ impl Experiments {
 
     /// The organisation's running experiments, oldest first.
     pub async fn running(&self, org: Id) -> Result<Arc<[Arc<Live>]>> {
-        if let Some(cache) = &self.running
-            && let Some(hit) = cache.get(&org).await
-        {
-            return Ok(hit);
-        }
-        let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
-        let mut pooled = self.db.get().await?;
-        let rows = Experiment::running(&mut pooled.conn(), org).await?;
-        let live: Arc<[Arc<Live>]> = rows
-            .iter()
-            .map(|e| Live::from_row(e).map(Arc::new))
-            .collect::<Result<Vec<_>>>()?
-            .into();
-        if let Some(cache) = &self.running
-            && self.epoch.load(std::sync::atomic::Ordering::Acquire) == epoch
-        {
-            cache.insert(org, live.clone()).await;
-        }
-        Ok(live)
+        self.running
+            .get_or_load(org, async {
+                let mut pooled = self.db.get().await?;
+                let rows = Experiment::running(&mut pooled.conn(), org).await?;
+                Ok(rows
+                    .iter()
+                    .map(|e| Live::from_row(e).map(Arc::new))
+                    .collect::<Result<Vec<_>>>()?
+                    .into())
+            })
+            .await
     }
 
-    /// An experiment of `org` changed: forget it here and tell the other replicas. A failed
-    /// publish is logged; they pick the change up when their cache expires.
+    /// An experiment of `org` changed (after the change is committed): every replica forgets
+    /// the organisation's running experiments.
     pub async fn changed(&self, org: Id) {
-        self.forget(org).await;
-        if let Err(e) = self.cache.publish(CHANGED_CHANNEL, &org.to_string()).await {
-            tracing::warn!(error = %e, org.id = %org, "announcing an experiment change failed");
-        }
-    }
-
-    async fn forget(&self, org: Id) {
-        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        if let Some(cache) = &self.running {
-            cache.invalidate(&org).await;
-        }
+        self.running.changed(org).await;
     }
 
     /// Drop an organisation's cached experiments whenever a replica announces a change, until
     /// `shutdown`.
-    pub async fn follow(self: Arc<Self>, shutdown: CancellationToken) {
-        crate::announce::follow_ids(
-            &self.cache,
-            CHANGED_CHANNEL,
-            &shutdown,
-            |org| {
-                let this = self.clone();
-                async move { this.forget(org).await }
-            },
-            || {
-                // Lost the connection: whatever changed meanwhile was not heard.
-                self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-                if let Some(cache) = &self.running {
-                    cache.invalidate_all();
-                }
-            },
-        )
-        .await;
+    pub async fn follow(&self, shutdown: CancellationToken) {
+        self.running.clone().follow(shutdown).await;
     }
 
     /// The variant `user` is in (`None` outside the audience), recorded: from Redis when an
@@ -319,13 +281,22 @@ impl Experiments {
         let Some(variant) = assign(live.id, &live.design, user, client_type) else {
             return Ok(None);
         };
-        let key = assignment_key(live.id, user);
+        self.record(org, live.id, user, &variant.name)
+            .await
+            .map(Some)
+    }
+
+    /// The recorded variant of `user`: Redis's copy when there is one, else the row (the first
+    /// stored wins, so `variant` only if none was) written and then cached, so a key in Redis
+    /// always stands for a stored row.
+    async fn record(&self, org: Id, experiment: Id, user: &str, variant: &str) -> Result<String> {
+        let key = assignment_key(experiment, user);
         match self.cache.get_string(&key).await {
-            Ok(Some(cached)) => return Ok(Some(cached)),
+            Ok(Some(cached)) => return Ok(cached),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "reading a cached assignment failed"),
         }
-        let stored = self.store(org, live.id, user, &variant.name).await?;
+        let stored = self.store(org, experiment, user, variant).await?;
         if let Err(e) = self
             .cache
             .set(&key, stored.as_bytes(), Some(ASSIGNMENT_TTL))
@@ -333,7 +304,7 @@ impl Experiments {
         {
             tracing::warn!(error = %e, "caching an assignment failed");
         }
-        Ok(Some(stored))
+        Ok(stored)
     }
 
     async fn store(&self, org: Id, experiment: Id, user: &str, variant: &str) -> Result<String> {
@@ -368,21 +339,9 @@ impl Experiments {
         let (this, user, variant) = (self.clone(), user.to_owned(), variant.to_owned());
         tokio::spawn(async move {
             let _permit = permit;
-            let key = assignment_key(experiment, &user);
-            if matches!(this.cache.get(&key).await, Ok(Some(_))) {
-                return;
-            }
-            match this.store(org, experiment, &user, &variant).await {
-                Ok(stored) => {
-                    let _ = this
-                        .cache
-                        .set(&key, stored.as_bytes(), Some(ASSIGNMENT_TTL))
-                        .await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, experiment.id = %experiment, "recording an assignment failed");
-                    this.recorded.invalidate(&seen);
-                }
+            if let Err(e) = this.record(org, experiment, &user, &variant).await {
+                tracing::warn!(error = %e, experiment.id = %experiment, "recording an assignment failed");
+                this.recorded.invalidate(&seen);
             }
         });
     }
@@ -416,11 +375,9 @@ mod tests {
 
     #[test]
     fn the_hash_is_sha256_of_experiment_colon_user() {
-        // The top 53 bits of sha256("e:u") over 2^53.
-        let digest = Sha256::digest(b"e:u");
-        let top = u64::from_be_bytes(digest[..8].try_into().unwrap()) >> 11;
-        assert_eq!(unit_hash(&["e", "u"]), top as f64 / (1_u64 << 53) as f64);
-        assert!((0.0..1.0).contains(&unit_hash(&["e", "u"])));
+        // Python: int.from_bytes(hashlib.sha256(b"e:u").digest()[:8], "big") >> 11) / 2**53
+        assert_eq!(unit_hash(&["e", "u"]), 0.709_918_293_855_113_6);
+        assert_eq!(unit_hash(&["e:u"]), unit_hash(&["e", "u"]));
     }
 
     #[test]

@@ -14,6 +14,15 @@ pub fn invalid_query(message: String, details: Value) -> GatewayError {
     }
 }
 
+/// `?limit=&offset=` as the list routes read them: `limit` defaults to `default` and is brought
+/// into 1..=`max`, `offset` defaults to 0 and is at least 0 (the answer says which were used).
+pub fn page(limit: Option<i64>, offset: Option<i64>, default: i64, max: i64) -> (i64, i64) {
+    (
+        limit.unwrap_or(default).clamp(1, max),
+        offset.unwrap_or(0).max(0),
+    )
+}
+
 /// An RFC 3339 time from a query string, where an unencoded `+` of the offset arrives as a space.
 pub fn parse_time(field: &str, raw: &str) -> Result<DateTime<Utc>> {
     let parsed = DateTime::parse_from_rfc3339(raw).or_else(|e| match raw.rsplit_once(' ') {

@@ -405,13 +405,13 @@ async fn experiments_run_from_draft_to_analysis_within_their_organisation() {
                 .0,
             400
         );
+        // Pages are brought into range, as on every list route.
+        let (_, paged) = gw
+            .get(&format!("{EXPERIMENTS}?limit=0&offset=-1"), viewer)
+            .await;
         assert_eq!(
-            gw.get(&format!("{EXPERIMENTS}?limit=0"), viewer).await.0,
-            400
-        );
-        assert_eq!(
-            gw.get(&format!("{EXPERIMENTS}?offset=-1"), viewer).await.0,
-            400
+            (paged["limit"].as_i64(), paged["offset"].as_i64()),
+            (Some(1), Some(0))
         );
         assert_eq!(gw.delete(&one, admin).await.0, 204, "{b}");
         assert_eq!(gw.get(&one, admin).await.0, 404);

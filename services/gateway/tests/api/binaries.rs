@@ -181,7 +181,7 @@ async fn the_gateway_and_the_guard_binaries_serve_the_whole_path() {
     let (status, _) = gw
         .get_in("/api/v1/organizations/current", mallory, &org_id)
         .await;
-    assert!(matches!(status, 403 | 404), "{status}");
+    assert_eq!(status, 404);
 
     // Refresh rotates; the old refresh token no longer works; logout ends the session.
     let (status, rotated) = gw.refresh(refresh(&tokens)).await;
@@ -190,7 +190,7 @@ async fn the_gateway_and_the_guard_binaries_serve_the_whole_path() {
     assert_eq!(status, 401);
     let fresh = gw.login("eve@example.com").await;
     let status = gw.logout(&fresh).await;
-    assert!(matches!(status, 200 | 204), "{status}");
+    assert_eq!(status, 200);
     let (status, _) = gw.refresh(refresh(&fresh)).await;
     assert_eq!(status, 401);
 
@@ -202,7 +202,7 @@ async fn the_gateway_and_the_guard_binaries_serve_the_whole_path() {
     let (status, _) = gw
         .delete_in(&key_path, Auth::Bearer(access(&rotated)), &org_id)
         .await;
-    assert!(matches!(status, 200 | 204), "{status}");
+    assert_eq!(status, 200);
     let revoked = Instant::now();
     loop {
         let (status, _) = gw
@@ -266,7 +266,7 @@ async fn the_gateway_and_the_guard_binaries_serve_the_whole_path() {
     let (status, again) = gw.refresh(refresh(&during)).await;
     assert_eq!(status, 200, "{again}");
     let status = gw.logout(&again).await;
-    assert!(matches!(status, 200 | 204), "{status}");
+    assert_eq!(status, 200);
     let (status, _) = gw.refresh(refresh(&again)).await;
     assert_eq!(status, 401);
     redis.resume().await;

@@ -127,20 +127,8 @@ pub async fn list(
             json!({"parameter": "status"}),
         ));
     }
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(crate::routes::query::invalid_query(
-            format!("limit must be 1 to {MAX_LIMIT}"),
-            json!({"parameter": "limit"}),
-        ));
-    }
-    let offset = query.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(crate::routes::query::invalid_query(
-            "offset must not be negative".into(),
-            json!({"parameter": "offset"}),
-        ));
-    }
+    let (limit, offset) =
+        crate::routes::query::page(query.limit, query.offset, DEFAULT_LIMIT, MAX_LIMIT);
     let mut pooled = state.db.get().await?;
     let (rows, total) = Experiment::list(
         &mut pooled.conn(),

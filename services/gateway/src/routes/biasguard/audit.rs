@@ -78,7 +78,7 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse> {
     caller.require(Role::Admin)?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+    let (limit, _) = crate::routes::query::page(query.limit, None, DEFAULT_LIMIT, MAX_LIMIT);
     let mut pooled = state.db.get().await?;
     let rows = AuditLog::list_for_org(&mut pooled.conn(), caller.organization_id, limit).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({

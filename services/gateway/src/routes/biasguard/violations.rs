@@ -135,8 +135,8 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse> {
     let filter = query.filter()?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let offset = query.offset.unwrap_or(0).max(0);
+    let (limit, offset) =
+        crate::routes::query::page(query.limit, query.offset, DEFAULT_LIMIT, MAX_LIMIT);
     let mut pooled = state.db.get().await?;
     let (rows, total) = Violation::list(
         &mut pooled.conn(),

@@ -1,6 +1,7 @@
 //! `POST /api/v1/guards/process` (alias `/scan`): send a payload to one guard, or to several in
 //! parallel under one deadline with one verdict.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
@@ -305,7 +306,12 @@ pub async fn process(
 ) -> Result<HttpResponse> {
     let started = Instant::now();
     let (mut kinds, deadline, client_type) = validate(&body)?;
-    let profile = state.org_profiles.get(caller.organization_id).await?;
+    // Looked up by the `Caller` extractor for the rate limit.
+    let cached = req.extensions().get::<Arc<OrgProfile>>().cloned();
+    let profile = match cached {
+        Some(profile) => profile,
+        None => state.org_profiles.get(caller.organization_id).await?,
+    };
     let multi =
         kinds.len() > 1 || body.service_type.as_deref() == Some("all") || body.services.is_some();
     let routing = experiment_routing(&state, &caller, &profile, &body, &client_type).await;

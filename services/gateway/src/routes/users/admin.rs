@@ -37,8 +37,7 @@ pub async fn list(
     page: web::Query<Page>,
 ) -> Result<HttpResponse> {
     require_superuser(&state, &caller).await?;
-    let limit = page.limit.unwrap_or(50).clamp(1, MAX_PAGE);
-    let offset = page.offset.unwrap_or(0).max(0);
+    let (limit, offset) = crate::routes::query::page(page.limit, page.offset, 50, MAX_PAGE);
     let mut pooled = state.db.get().await?;
     let users = User::list(&mut pooled.conn(), limit, offset).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
