@@ -1,5 +1,8 @@
 //! The typed HTTP client the gateway calls a guard with.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -46,15 +49,26 @@ pub struct CallContext {
     pub deadline: Duration,
 }
 
-/// A pooled client for one guard (cheap to clone).
+thread_local! {
+    /// Each current-thread runtime's own pools, by client id (see [`GuardClient::http`]).
+    static THREAD_CLIENTS: RefCell<HashMap<u64, reqwest::Client>> = RefCell::new(HashMap::new());
+}
+
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// A pooled client for one guard (cheap to clone; clones share pools).
 #[derive(Debug, Clone)]
 pub struct GuardClient {
     kind: GuardKind,
     base: url::Url,
+    /// The pool used off current-thread runtimes (and if a thread's own cannot be built).
     http: reqwest::Client,
+    /// What every call sends (the internal token), for building a thread's own pool.
+    headers: HeaderMap,
+    id: u64,
     /// Paths already joined to `base` (a guard has a handful): joining parses the URL again,
     /// host name normalisation included, which showed in the gateway's profile.
-    joined: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, url::Url>>>,
+    joined: std::sync::Arc<std::sync::RwLock<HashMap<String, url::Url>>>,
 }
 
 impl GuardClient {
@@ -74,19 +88,34 @@ impl GuardClient {
         token.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(HeaderName::from_static(INTERNAL_TOKEN_HEADER), token);
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        let http = pool(&headers).map_err(|e| format!("building the HTTP client: {e}"))?;
         Ok(Self {
             kind,
             base,
             http,
+            headers,
+            id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
             joined: std::sync::Arc::default(),
+        })
+    }
+
+    /// The pool to call through. A keep-alive connection is driven by a task on the runtime that
+    /// opened it, so a pool shared by the gateway's worker threads (each a current-thread
+    /// runtime) has every call cross threads twice, to that task and back; profiling showed the
+    /// task switching as the largest cost of the guarded path. Each such thread therefore gets
+    /// its own pool; other runtimes share one.
+    fn http(&self) -> reqwest::Client {
+        let own_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
+        if !own_thread {
+            return self.http.clone();
+        }
+        THREAD_CLIENTS.with(|clients| {
+            clients
+                .borrow_mut()
+                .entry(self.id)
+                .or_insert_with(|| pool(&self.headers).unwrap_or_else(|_| self.http.clone()))
+                .clone()
         })
     }
 
@@ -141,7 +170,7 @@ impl GuardClient {
         path: &str,
         ctx: &CallContext,
     ) -> Result<T, GuardError> {
-        let req = self.with_context(self.http.get(self.url(path)?), ctx);
+        let req = self.with_context(self.http().get(self.url(path)?), ctx);
         self.send(req, ctx.deadline).await
     }
 
@@ -152,7 +181,7 @@ impl GuardClient {
         body: &B,
         ctx: &CallContext,
     ) -> Result<T, GuardError> {
-        let req = self.with_context(self.http.post(self.url(path)?).json(body), ctx);
+        let req = self.with_context(self.http().post(self.url(path)?).json(body), ctx);
         self.send(req, ctx.deadline).await
     }
 
@@ -184,6 +213,17 @@ impl GuardClient {
             message: e.to_string(),
         })
     }
+}
+
+/// A keep-alive pool sending `headers` on every call.
+fn pool(headers: &HeaderMap) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .default_headers(headers.clone())
+        .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .build()
 }
 
 fn classify(guard: GuardKind, err: &reqwest::Error, deadline: Duration) -> GuardError {

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use crate::config::Config;
 use crate::guards::GuardRegistry;
 use crate::state::AppState;
-use crate::traffic::FailMode;
+use crate::traffic::{FailMode, lease};
 use crate::{DEFAULT_PORT, SERVICE, routes};
 
 /// What the gateway is at start-up.
@@ -71,6 +71,16 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
                 .clone()
                 .refund_every(BUDGET_REFUNDS, shutdown.clone()),
         );
+        {
+            let state = state.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                state
+                    .rate_limiter
+                    .release_every(lease::LIFETIME, shutdown)
+                    .await;
+            });
+        }
         tokio::spawn(
             state
                 .usage

@@ -348,20 +348,22 @@ impl MemoryCache {
         Ok(self.hgetall(key)?.remove(field))
     }
 
+    /// The lock stripe of a rate-limited key.
+    fn rate_stripe(key: &str) -> usize {
+        let mut h = std::hash::DefaultHasher::new();
+        key.hash(&mut h);
+        usize::try_from(h.finish() % RATE_LOCK_STRIPES as u64).unwrap_or(0)
+    }
+
     pub(crate) fn rate_limit(
         &self,
         key: &str,
         windows: &[RateWindow],
-        cost: u64,
+        want: u64,
         now_ms: u64,
     ) -> Result<RateDecision> {
         let keys = rate_limit::bucket_keys(&self.prefix, key, windows, now_ms);
-        let stripe = {
-            let mut h = std::hash::DefaultHasher::new();
-            key.hash(&mut h);
-            usize::try_from(h.finish() % RATE_LOCK_STRIPES as u64).unwrap_or(0)
-        };
-        let _guard = self.shared.rate_locks[stripe]
+        let _guard = self.shared.rate_locks[Self::rate_stripe(key)]
             .lock()
             .map_err(|_| Error::Corrupt("rate-limit lock poisoned".into()))?;
         let read = |k: &str| -> u64 {
@@ -377,17 +379,45 @@ impl MemoryCache {
             }
         };
         let counts: Vec<u64> = keys.iter().map(|k| read(k)).collect();
-        let allowed = windows
-            .iter()
-            .enumerate()
-            .all(|(i, w)| rate_limit::fits(w, cost, counts[2 * i], counts[2 * i + 1], now_ms));
-        if allowed {
+        let granted = rate_limit::grant(windows, want, &counts, now_ms);
+        if granted > 0 {
             for (i, w) in windows.iter().enumerate() {
-                let delta = i64::try_from(cost).unwrap_or(i64::MAX);
+                let delta = i64::try_from(granted).unwrap_or(i64::MAX);
                 self.incr_full(&keys[2 * i], delta, Some(w.window * 2))?;
             }
         }
-        Ok(rate_limit::decide(windows, cost, &counts, allowed, now_ms))
+        Ok(rate_limit::decide(windows, granted, &counts, now_ms))
+    }
+
+    /// Give back `units` counted at `at_ms` in the current bucket of each window.
+    pub(crate) fn rate_limit_release(
+        &self,
+        key: &str,
+        windows: &[RateWindow],
+        at_ms: u64,
+        units: u64,
+    ) -> Result<()> {
+        let keys = rate_limit::bucket_keys(&self.prefix, key, windows, at_ms);
+        let _guard = self.shared.rate_locks[Self::rate_stripe(key)]
+            .lock()
+            .map_err(|_| Error::Corrupt("rate-limit lock poisoned".into()))?;
+        for k in keys.iter().step_by(2) {
+            let held = match self.live(k).as_deref() {
+                Some(Entry {
+                    value: Value::Bytes(b),
+                    ..
+                }) => std::str::from_utf8(b)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok()),
+                _ => None,
+            };
+            if let Some(held) = held {
+                let back = i64::try_from(units.min(held)).unwrap_or(0);
+                // Keeps the counter's expiry.
+                self.incr_full(k, -back, None)?;
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn publish(&self, channel: &str, message: &str) -> usize {

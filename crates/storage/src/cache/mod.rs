@@ -246,16 +246,30 @@ impl Cache {
         dispatch!(self, "hgetall", |c| redis: c.hgetall(key).await, memory: c.hgetall(key))
     }
 
-    /// Check `cost` against every window for `key` and, only if all admit it, count it in all:
-    /// atomically, in one round trip.
+    /// Ask for `want` units (requests) for `key`: grant as many as every window admits (only
+    /// one unit at a time when little is left, see [`rate_limit::LEASE_SHARE`]; none when one does
+    /// not fit) and count them in every window: atomically, in one round trip. `want` = 1 is the
+    /// plain check of one request.
     pub async fn rate_limit(
         &self,
         key: &str,
         windows: &[RateWindow],
-        cost: u64,
+        want: u64,
     ) -> Result<RateDecision> {
         let now_ms = now_ms();
-        dispatch!(self, "rate_limit", |c| redis: c.rate_limit(key, windows, cost, now_ms).await, memory: c.rate_limit(key, windows, cost, now_ms))
+        dispatch!(self, "rate_limit", |c| redis: c.rate_limit(key, windows, want, now_ms).await, memory: c.rate_limit(key, windows, want, now_ms))
+    }
+
+    /// Give back `units` granted by [`Cache::rate_limit`] for `key` and never used (`at_ms`: the
+    /// decision's [`RateDecision::at_ms`]); a counter that has expired meanwhile is left alone.
+    pub async fn rate_limit_release(
+        &self,
+        key: &str,
+        windows: &[RateWindow],
+        at_ms: u64,
+        units: u64,
+    ) -> Result<()> {
+        dispatch!(self, "rate_limit", |c| redis: c.rate_limit_release(key, windows, at_ms, units).await, memory: c.rate_limit_release(key, windows, at_ms, units))
     }
 
     /// [`Cache::rate_limit`] for `key`, and [`Cache::incr_by`] of `counter` by `delta` (a new
@@ -268,13 +282,13 @@ impl Cache {
         &self,
         key: &str,
         windows: &[RateWindow],
-        cost: u64,
+        want: u64,
         counter: &str,
         delta: i64,
         ttl: Duration,
     ) -> Result<(RateDecision, Option<i64>)> {
         let now_ms = now_ms();
-        dispatch!(self, "rate_limit", |c| redis: c.rate_limit_and_incr_by(key, windows, cost, now_ms, counter, delta, ttl).await, memory: c.rate_limit(key, windows, cost, now_ms).and_then(|d| Ok((d, Some(c.incr_by(counter, delta, Some(ttl))?)))))
+        dispatch!(self, "rate_limit", |c| redis: c.rate_limit_and_incr_by(key, windows, want, now_ms, counter, delta, ttl).await, memory: c.rate_limit(key, windows, want, now_ms).and_then(|d| Ok((d, Some(c.incr_by(counter, delta, Some(ttl))?)))))
     }
 
     /// Publish `message` on `channel`; returns how many subscribers received it (on Redis Cluster,

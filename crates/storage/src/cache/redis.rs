@@ -18,10 +18,11 @@ use crate::error::{Error, Result};
 /// Reconnection attempts per failed command before the error reaches the caller.
 const RECONNECT_RETRIES: usize = 2;
 
-/// Check every window, then increment all of them only if every one admits the request.
-/// KEYS: per window its current and previous bucket. ARGV: cost, then per window limit,
-/// window_ms, elapsed_ms. Returns `{allowed, cur1, prev1, cur2, prev2, …}` read before the
-/// increment.
+/// The rate-limit script: read every window, grant what fits (`rate_limit::grant`, the same
+/// arithmetic; 1/16 is `LEASE_SHARE`, 256 `LEASE_MIN_ROOM`) and count it in all of them. KEYS: per window its current
+/// and previous bucket. ARGV: units wanted, then per window limit, window_ms, elapsed_ms. Returns
+/// `{granted, cur1, prev1, cur2, prev2, …}` read before the increment.
+///
 /// `INCRBY key delta` (its reply kept) and `PEXPIRE key ttl NX` (ignored) on `pipe`: NX gives a
 /// TTL only to a key without one, so a running counter is not extended.
 fn push_incr_by(pipe: &mut redis::Pipeline, key: &str, delta: i64, ttl: Duration) {
@@ -39,14 +40,14 @@ fn push_incr_by(pipe: &mut redis::Pipeline, key: &str, delta: i64, ttl: Duration
 fn rate_limit_invocation(
     keys: &[String],
     windows: &[RateWindow],
-    cost: u64,
+    want: u64,
     now_ms: u64,
 ) -> redis::ScriptInvocation<'static> {
     let mut invocation = RATE_LIMIT_SCRIPT.prepare_invoke();
     for k in keys {
         invocation.key(k);
     }
-    invocation.arg(cost);
+    invocation.arg(want);
     for w in windows {
         invocation
             .arg(w.limit)
@@ -56,23 +57,22 @@ fn rate_limit_invocation(
     invocation
 }
 
-/// The script's reply: whether it admitted, and the counts it read (one per key).
-fn split_reply(reply: &[u64], keys: usize) -> Result<(bool, &[u64])> {
-    let Some((&allowed, counts)) = reply.split_first() else {
+/// The script's reply: the units granted, and the counts it read (one per key).
+fn split_reply(reply: &[u64], keys: usize) -> Result<(u64, &[u64])> {
+    let Some((&granted, counts)) = reply.split_first() else {
         return Err(Error::Corrupt("empty rate-limit reply".into()));
     };
     if counts.len() != keys {
         return Err(Error::Corrupt("short rate-limit reply".into()));
     }
-    Ok((allowed == 1, counts))
+    Ok((granted, counts))
 }
 
 static RATE_LIMIT_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local cost = tonumber(ARGV[1])
 local n = #KEYS / 2
-local out = {1}
+local out = {tonumber(ARGV[1])}
 for i = 1, n do
   local limit = tonumber(ARGV[3 * i - 1])
   local window = tonumber(ARGV[3 * i])
@@ -81,15 +81,36 @@ for i = 1, n do
   local prev = tonumber(redis.call('GET', KEYS[2 * i]) or '0')
   out[2 * i] = cur
   out[2 * i + 1] = prev
-  if prev * (window - elapsed) / window + cur + cost > limit then out[1] = 0 end
+  local room = math.floor(limit - (prev * (window - elapsed) / window + cur))
+  if room < 1 then
+    out[1] = 0
+  else
+    local cap = 1
+    if room >= 256 then cap = math.floor(room / 16) end
+    if cap < out[1] then out[1] = cap end
+  end
 end
-if out[1] == 1 then
+if out[1] > 0 then
   for i = 1, n do
-    redis.call('INCRBY', KEYS[2 * i - 1], cost)
+    redis.call('INCRBY', KEYS[2 * i - 1], out[1])
     redis.call('PEXPIRE', KEYS[2 * i - 1], 2 * tonumber(ARGV[3 * i]))
   end
 end
 return out
+",
+    )
+});
+
+/// Take `ARGV[1]` units back from each counter in KEYS that still exists (never below zero).
+static RATE_RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+for _, k in ipairs(KEYS) do
+  if redis.call('EXISTS', k) == 1 then
+    if redis.call('DECRBY', k, ARGV[1]) < 0 then redis.call('SET', k, 0, 'KEEPTTL') end
+  end
+end
+return 0
 ",
     )
 });
@@ -316,17 +337,38 @@ impl RedisCache {
         &self,
         key: &str,
         windows: &[RateWindow],
-        cost: u64,
+        want: u64,
         now_ms: u64,
     ) -> Result<RateDecision> {
         let keys = rate_limit::bucket_keys(&self.prefix, key, windows, now_ms);
-        let invocation = rate_limit_invocation(&keys, windows, cost, now_ms);
+        let invocation = rate_limit_invocation(&keys, windows, want, now_ms);
         let reply: Vec<u64> = match &self.conn {
             Connection::Single(c) => invocation.invoke_async(&mut c.clone()).await,
             Connection::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
         }?;
-        let (allowed, counts) = split_reply(&reply, keys.len())?;
-        Ok(rate_limit::decide(windows, cost, counts, allowed, now_ms))
+        let (granted, counts) = split_reply(&reply, keys.len())?;
+        Ok(rate_limit::decide(windows, granted, counts, now_ms))
+    }
+
+    /// Give back `units` counted at `at_ms` in the current bucket of each window.
+    pub(crate) async fn rate_limit_release(
+        &self,
+        key: &str,
+        windows: &[RateWindow],
+        at_ms: u64,
+        units: u64,
+    ) -> Result<()> {
+        let keys = rate_limit::bucket_keys(&self.prefix, key, windows, at_ms);
+        let mut invocation = RATE_RELEASE_SCRIPT.prepare_invoke();
+        for k in keys.iter().step_by(2) {
+            invocation.key(k);
+        }
+        invocation.arg(units);
+        let _: i64 = match &self.conn {
+            Connection::Single(c) => invocation.invoke_async(&mut c.clone()).await,
+            Connection::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
+        }?;
+        Ok(())
     }
 
     /// [`Self::rate_limit`] and [`Self::incr_by`] (with a TTL for a new counter) in one round
@@ -340,7 +382,7 @@ impl RedisCache {
         &self,
         key: &str,
         windows: &[RateWindow],
-        cost: u64,
+        want: u64,
         now_ms: u64,
         counter: &str,
         delta: i64,
@@ -348,12 +390,12 @@ impl RedisCache {
     ) -> Result<(RateDecision, Option<i64>)> {
         let Connection::Single(conn) = &self.conn else {
             // The decision stands even if the counter fails (the caller then counts it itself).
-            let decision = self.rate_limit(key, windows, cost, now_ms).await?;
+            let decision = self.rate_limit(key, windows, want, now_ms).await?;
             let total = self.incr_by(counter, delta, Some(ttl)).await.ok();
             return Ok((decision, total));
         };
         let keys = rate_limit::bucket_keys(&self.prefix, key, windows, now_ms);
-        let invocation = rate_limit_invocation(&keys, windows, cost, now_ms);
+        let invocation = rate_limit_invocation(&keys, windows, want, now_ms);
         let full = self.key(counter);
         let mut pipe = redis::pipe();
         push_incr_by(pipe.invoke_script(&invocation), &full, delta, ttl);
@@ -364,15 +406,15 @@ impl RedisCache {
             // A server that has not seen the script yet (a restart, a flush): the INCRBY ran
             // anyway, so only the script is run again, which loads it.
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                let decision = self.rate_limit(key, windows, cost, now_ms).await?;
+                let decision = self.rate_limit(key, windows, want, now_ms).await?;
                 let total: Option<i64> = self.query(redis::cmd("GET").arg(&full)).await.ok();
                 return Ok((decision, total));
             }
             Err(e) => return Err(e.into()),
         };
-        let (allowed, counts) = split_reply(&reply, keys.len())?;
+        let (granted, counts) = split_reply(&reply, keys.len())?;
         Ok((
-            rate_limit::decide(windows, cost, counts, allowed, now_ms),
+            rate_limit::decide(windows, granted, counts, now_ms),
             Some(total),
         ))
     }

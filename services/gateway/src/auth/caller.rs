@@ -17,7 +17,6 @@ use cg_storage::sql_types::Id;
 use super::api_keys::ApiKeys;
 use crate::error::{GatewayError, Result};
 use crate::state::AppState;
-use crate::traffic::budget::PreReserved;
 use crate::traffic::{EndpointClass, RateLimiter};
 
 /// `X-API-Key`.
@@ -184,27 +183,41 @@ impl FromRequest for Caller {
             let per_minute = state
                 .config
                 .requests_per_minute(profile.tier.as_deref(), profile.requests_per_minute);
-            // A guard call's first budget reservation rides in the same Redis round trip. That
-            // call runs in its own task: if this request is cancelled meanwhile (the client went,
-            // its body failed to parse), the task still sees the reply and gives the reservation
-            // back.
+            // A guard call's first budget reservation comes from this replica's lease of the
+            // organisation's budget, or else a new lease rides in the same Redis round trip as
+            // the rate-limit check. That call runs in its own task: if this request is cancelled
+            // meanwhile (the client went, its body failed to parse), the task still sees the
+            // reply and the reservation gives itself back.
             let client = caller.client_key();
             let burst = state.config.burst_share();
-            let (limit, pre) = if is_guard_call(&req) && profile.monthly_budget_usd_micros > 0 {
-                let (key, amount, ttl) = state.budgets.pre_reservation(caller.organization_id);
+            let (org, budget) = (caller.organization_id, profile.monthly_budget_usd_micros);
+            let guard_call = is_guard_call(&req) && budget > 0;
+            let leased = if guard_call {
+                state.budgets.take_leased(org, 1)
+            } else {
+                None
+            };
+            let (limit, pre) = if guard_call && leased.is_none() {
+                let lease = state.budgets.lease_request(org, 1, budget);
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let task_state = state.clone();
                 tokio::spawn(async move {
+                    let counter = (lease.key.as_str(), lease.amount, lease.ttl);
                     let decided = task_state
                         .rate_limiter
-                        .decide(&client, class, per_minute, burst, Some((&key, amount, ttl)))
-                        .await
-                        .map(|(limit, total)| {
-                            let pre = total.map(|total| {
-                                PreReserved::new(task_state.budgets.clone(), key, amount, total)
-                            });
-                            (limit, pre)
-                        });
+                        .decide(&client, class, per_minute, burst, Some(counter))
+                        .await;
+                    let decided = match decided {
+                        Ok((limit, Some(total))) => {
+                            let pre = task_state
+                                .budgets
+                                .accept(org, lease, total, budget, 1)
+                                .await;
+                            Ok((limit, Some(pre)))
+                        }
+                        Ok((limit, None)) => Ok((limit, None)),
+                        Err(e) => Err(e),
+                    };
                     // Unsent (the request is gone): the reservation drops and gives itself back.
                     let _ = tx.send(decided);
                 });
@@ -218,7 +231,7 @@ impl FromRequest for Caller {
                     .rate_limiter
                     .decide(&client, class, per_minute, burst, None)
                     .await?;
-                (limit, None)
+                (limit, leased)
             };
             let limit = match RateLimiter::enforce(limit) {
                 Ok(limit) => limit,

@@ -54,8 +54,8 @@ fn alias(map: &mut Map<String, Value>, want: &str, from: &[&str]) {
 }
 
 /// The request body for `kind`, built from the caller's payload (an object; validated before).
-pub fn request(kind: GuardKind, payload: &Map<String, Value>) -> Value {
-    let mut map = payload.clone();
+pub fn request(kind: GuardKind, payload: Map<String, Value>) -> Value {
+    let mut map = payload;
     match kind {
         GuardKind::TokenGuard => alias(&mut map, "content", &["text"]),
         GuardKind::TrustGuard => {
@@ -96,22 +96,25 @@ mod tests {
     #[test]
     fn aliases_and_defaults() {
         let p = obj(json!({"text": "hello"}));
-        assert_eq!(request(GuardKind::TokenGuard, &p)["content"], "hello");
         assert_eq!(
-            request(GuardKind::BiasGuard, &p)["operation"],
-            "detect_bias"
-        );
-        assert_eq!(
-            request(GuardKind::ContextGuard, &p)["current_code"],
+            request(GuardKind::TokenGuard, p.clone())["content"],
             "hello"
         );
         assert_eq!(
-            request(GuardKind::HealthGuard, &p)["samples"][0]["content"],
+            request(GuardKind::BiasGuard, p.clone())["operation"],
+            "detect_bias"
+        );
+        assert_eq!(
+            request(GuardKind::ContextGuard, p.clone())["current_code"],
+            "hello"
+        );
+        assert_eq!(
+            request(GuardKind::HealthGuard, p.clone())["samples"][0]["content"],
             "hello"
         );
         let t = request(
             GuardKind::TrustGuard,
-            &obj(json!({"text": "x", "context": "y"})),
+            obj(json!({"text": "x", "context": "y"})),
         );
         assert_eq!(
             (t["content"].as_str(), t["validation_type"].as_str()),
@@ -120,7 +123,7 @@ mod tests {
         // What the caller set is kept.
         let b = request(
             GuardKind::BiasGuard,
-            &obj(json!({"content": "a", "text": "b", "operation": "mitigate"})),
+            obj(json!({"content": "a", "text": "b", "operation": "mitigate"})),
         );
         assert_eq!(
             (b["text"].as_str(), b["operation"].as_str()),

@@ -13,6 +13,13 @@
 //! round trip per request; until then the month's total reads slightly high, which can only refuse
 //! early, never overspend. A call that cost more than its reservation is settled at once.
 //!
+//! Reservations are taken in leases (see [`super::lease`]): a replica serving a busy organisation
+//! reserves several calls' worth at once (never more than a sixteenth of what is left of the
+//! budget as last seen, and only while 256 calls' worth or more are left) and hands them out without a round trip; what a lease has not handed out
+//! after its lifetime goes back with the refunds. A lease that would take the month past the
+//! budget is cut back to the one call at once, so near the end of a budget every call is
+//! reserved and checked on its own as before.
+//!
 //! While Redis is away the same happens on a per-replica counter (`local` fail mode), nothing is
 //! checked (`open`), or guard calls are refused (`closed`), as for rate limits.
 
@@ -24,10 +31,12 @@ use tokio_util::sync::CancellationToken;
 
 use cg_storage::Cache;
 use cg_storage::cache::MemoryCache;
+use cg_storage::cache::rate_limit::{LEASE_MIN_ROOM, LEASE_SHARE};
 use cg_storage::sql_types::Id;
 use chrono::{Datelike, Utc};
 
 use crate::error::{GatewayError, Result};
+use crate::traffic::lease::{self, Leases};
 use crate::traffic::{FailMode, WorkerCaches};
 
 const KEEP: Duration = Duration::from_secs(40 * 24 * 3600);
@@ -43,6 +52,26 @@ pub struct Budgets {
     refunds: Mutex<HashMap<(String, bool), i64>>,
     /// Per-worker connections to the same Redis as `shared`.
     workers: WorkerCaches,
+    /// Calls reserved in Redis and not handed out yet, by organisation.
+    leases: Leases<Id, Leased>,
+}
+
+/// What a lease of calls was reserved under.
+#[derive(Debug, Clone)]
+struct Leased {
+    key: String,
+    /// The month's total right after the lease was reserved.
+    total: i64,
+}
+
+/// A lease of guard calls to reserve in Redis: add `amount` to `key` (a new counter lives
+/// `ttl`), then hand the result to [`Budgets::accept`].
+#[derive(Debug, Clone)]
+pub struct LeaseRequest {
+    pub key: String,
+    pub amount: i64,
+    pub ttl: Duration,
+    calls: u64,
 }
 
 /// A reservation to settle after the call.
@@ -108,6 +137,7 @@ impl Budgets {
             reserve_micros: reserve_micros.max(0),
             refunds: Mutex::default(),
             workers: WorkerCaches::new(None),
+            leases: Leases::new(lease::LIFETIME, lease::MAX_UNITS),
         }
     }
 
@@ -117,10 +147,79 @@ impl Budgets {
         self
     }
 
-    /// What to add to which Redis counter to reserve one guard call of `org` in the same round
-    /// trip as its rate-limit check: `(key, amount, ttl)`.
-    pub fn pre_reservation(&self, org: Id) -> (String, i64, Duration) {
-        (key(org), self.reserve_micros, KEEP)
+    /// `calls` guard calls of `org` from this replica's lease, without a round trip.
+    pub fn take_leased(self: &Arc<Self>, org: Id, calls: u64) -> Option<PreReserved> {
+        let (leased, _) = self.leases.take(&org, calls)?;
+        Some(PreReserved::new(
+            self.clone(),
+            leased.key,
+            self.amount(calls),
+            leased.total,
+        ))
+    }
+
+    fn amount(&self, calls: u64) -> i64 {
+        self.reserve_micros
+            .saturating_mul(i64::try_from(calls).unwrap_or(i64::MAX))
+    }
+
+    /// The lease to reserve for `org` when `calls` guard calls find none (in the same round trip
+    /// as the rate-limit check when there is one): as many calls as the organisation used in the
+    /// last lease's lifetime, at most a sixteenth of what was left of `budget_micros` then, and
+    /// none beyond `calls` while fewer than 256 calls' worth were left (the same rule as for
+    /// rate limits).
+    pub fn lease_request(&self, org: Id, calls: u64, budget_micros: i64) -> LeaseRequest {
+        let mut want = self.leases.want(&org, calls);
+        if want > calls {
+            let room = self
+                .leases
+                .last(&org)
+                .map_or(0, |l| budget_micros.saturating_sub(l.total));
+            let room_calls = u64::try_from(room / self.reserve_micros.max(1)).unwrap_or(0);
+            let share = if room_calls < LEASE_MIN_ROOM {
+                0
+            } else {
+                room_calls / LEASE_SHARE
+            };
+            want = want.min(share).max(calls);
+        }
+        LeaseRequest {
+            key: key(org),
+            amount: self.amount(want),
+            ttl: KEEP,
+            calls: want,
+        }
+    }
+
+    /// The lease reserved (the month's `total` with it): `calls` of it for the request at hand,
+    /// the rest kept for the next ones. A lease that took the month past the budget is cut back
+    /// at once to those `calls`, which are then checked on their own.
+    pub async fn accept(
+        self: &Arc<Self>,
+        org: Id,
+        lease: LeaseRequest,
+        total: i64,
+        budget_micros: i64,
+        calls: u64,
+    ) -> PreReserved {
+        let amount = self.amount(calls);
+        let mut total = total;
+        if total <= budget_micros {
+            let leased = Leased {
+                key: lease.key.clone(),
+                total,
+            };
+            if let Some(old) = self.leases.fill(org, lease.calls, calls, leased) {
+                self.give_back_later(old.meta.key, self.amount(old.units));
+            }
+        } else if lease.amount > amount {
+            let excess = lease.amount - amount;
+            if !self.apply(&lease.key, false, -excess).await {
+                self.give_back_later(lease.key.clone(), excess);
+            }
+            total -= excess;
+        }
+        PreReserved::new(self.clone(), lease.key, amount, total)
     }
 
     /// Give back `amount` reserved under `key` and never used, with the next batch of refunds.
@@ -141,9 +240,9 @@ impl Budgets {
     }
 
     /// Reserve for `calls` guard calls against `budget_micros` (0: no budget, nothing reserved),
-    /// counting `pre` (made with the rate-limit check) towards it.
+    /// counting `pre` (made with the rate-limit check, or taken from a lease) towards it.
     pub async fn reserve(
-        &self,
+        self: &Arc<Self>,
         org: Id,
         calls: usize,
         budget_micros: i64,
@@ -155,7 +254,12 @@ impl Budgets {
             }
             return Ok(None);
         }
-        let amount = self.reserve_micros * i64::try_from(calls).unwrap_or(1);
+        let calls = u64::try_from(calls).unwrap_or(1).max(1);
+        let amount = self.amount(calls);
+        let pre = match pre {
+            Some(pre) => Some(pre),
+            None => self.take_leased(org, calls),
+        };
         if let Some(pre) = pre {
             let (pre_key, pre_amount, pre_total) = pre.take();
             let extra = amount - pre_amount;
@@ -174,26 +278,31 @@ impl Budgets {
                 Err(_) => self.give_back_later(pre_key, pre_amount),
             }
         }
-        let key = key(org);
-        // The worker's own connection first, the shared one if it fails (see `WorkerCaches`).
+        // No reservation yet: a lease, through the worker's own connection first and the shared
+        // one if it fails (see `WorkerCaches`).
+        let lease = self.lease_request(org, calls, budget_micros);
         let own = self.workers.get();
         let reserved = match &own {
-            Some(c) => match c.incr_by(&key, amount, Some(KEEP)).await {
+            Some(c) => match c.incr_by(&lease.key, lease.amount, Some(KEEP)).await {
                 Ok(total) => Ok((c, total)),
                 Err(_) => self
                     .shared
-                    .incr_by(&key, amount, Some(KEEP))
+                    .incr_by(&lease.key, lease.amount, Some(KEEP))
                     .await
                     .map(|t| (&self.shared, t)),
             },
             None => self
                 .shared
-                .incr_by(&key, amount, Some(KEEP))
+                .incr_by(&lease.key, lease.amount, Some(KEEP))
                 .await
                 .map(|t| (&self.shared, t)),
         };
         let (cache, local) = match reserved {
             Ok((shared, total)) => {
+                let (key, amount, total) = self
+                    .accept(org, lease, total, budget_micros, calls)
+                    .await
+                    .take();
                 return self
                     .check(shared, key, amount, total, budget_micros, false)
                     .await;
@@ -211,6 +320,7 @@ impl Budgets {
                 }
             },
         };
+        let key = key(org);
         let total = cache.incr_by(&key, amount, Some(KEEP)).await?;
         self.check(cache, key, amount, total, budget_micros, local)
             .await
@@ -268,8 +378,12 @@ impl Budgets {
         }
     }
 
-    /// Apply the waiting refunds; those Redis does not take wait for the next round.
-    pub async fn flush_refunds(&self) {
+    /// Apply the waiting refunds, with the calls of leases that ran out of time (of every lease
+    /// when `all`); those Redis does not take wait for the next round.
+    pub async fn flush_refunds(&self, all: bool) {
+        for unused in self.leases.collect(all) {
+            self.give_back_later(unused.meta.key, self.amount(unused.units));
+        }
         let waiting: Vec<((String, bool), i64)> = match self.refunds.lock() {
             Ok(mut r) => r.drain().collect(),
             Err(_) => return,
@@ -290,7 +404,7 @@ impl Budgets {
                 () = shutdown.cancelled() => true,
                 () = tokio::time::sleep(every) => false,
             };
-            self.flush_refunds().await;
+            self.flush_refunds(stop).await;
             if stop {
                 return;
             }
@@ -311,12 +425,12 @@ impl Budgets {
 mod tests {
     use super::*;
 
-    fn budgets(reserve: i64) -> Budgets {
-        Budgets::new(
+    fn budgets(reserve: i64) -> Arc<Budgets> {
+        Arc::new(Budgets::new(
             Cache::Memory(MemoryCache::new(1 << 20, "t:")),
             FailMode::Local,
             reserve,
-        )
+        ))
     }
 
     #[tokio::test]
@@ -341,7 +455,7 @@ mod tests {
             Some(200),
             "refunds wait for their batch"
         );
-        b.flush_refunds().await;
+        b.flush_refunds(false).await;
         assert_eq!(b.spent(org).await, Some(30));
         // A call that cost more than its reservation is charged at once.
         let third = b.reserve(org, 1, 250, None).await.unwrap();
@@ -359,10 +473,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_reservation_made_with_the_rate_limit_check_counts_once() {
-        let b = Arc::new(budgets(100));
+        let b = budgets(100);
         let org = Id::new();
         let pre = |b: &Arc<Budgets>| {
-            let (key, amount, ttl) = b.pre_reservation(org);
+            // A one-call lease (an organisation without a lease yet).
+            let LeaseRequest { amount, ttl, .. } = b.lease_request(Id::new(), 1, 1000);
+            let key = key(org);
             let (shared, owner) = (b.shared.clone(), b.clone());
             async move {
                 let total = shared.incr_by(&key, amount, Some(ttl)).await.unwrap();
@@ -392,7 +508,53 @@ mod tests {
         assert_eq!(b.spent(org).await, Some(500));
         b.settle(one, 100).await;
         b.settle(three, 300).await;
-        b.flush_refunds().await;
+        b.flush_refunds(false).await;
         assert_eq!(b.spent(org).await, Some(400));
+    }
+
+    #[tokio::test]
+    async fn a_busy_organisation_reserves_in_leases_and_gets_the_unused_back() {
+        let b = budgets(100);
+        let org = Id::new();
+        let budget = 1_000_000;
+        // The first call reserves one; calls right after it find the rate high and lease more,
+        // at most a sixteenth of what is left (999,900 / 16 / 100 = 624, capped at 64).
+        let first = b.reserve(org, 1, budget, None).await.unwrap();
+        assert_eq!(b.spent(org).await, Some(100));
+        let second = b.reserve(org, 1, budget, None).await.unwrap();
+        assert_eq!(
+            b.spent(org).await,
+            Some(100 + 64 * 100),
+            "a lease of 64 calls"
+        );
+        let mut more = Vec::new();
+        for _ in 0..63 {
+            more.push(b.reserve(org, 1, budget, None).await.unwrap());
+        }
+        assert_eq!(b.spent(org).await, Some(6500), "63 calls from the lease");
+        for r in [first, second].into_iter().chain(more) {
+            b.settle(r, 10).await;
+        }
+        b.flush_refunds(false).await;
+        assert_eq!(b.spent(org).await, Some(650), "settled to 10 each");
+        // The next lease is cut to a sixteenth of the room: 1,000 - 650 = 350 → 0 → one call.
+        let small = budgets(100);
+        let tight = Id::new();
+        let one = small.reserve(tight, 1, 1000, None).await.unwrap();
+        let two = small.reserve(tight, 1, 1000, None).await.unwrap();
+        assert_eq!(
+            small.spent(tight).await,
+            Some(200),
+            "one call at a time near the budget"
+        );
+        // A lease not used up goes back with the refunds once it runs out of time (or at once
+        // on the way out).
+        let lease = b.reserve(org, 1, budget, None).await.unwrap();
+        assert!(b.spent(org).await > Some(750), "{:?}", b.spent(org).await);
+        b.settle(lease, 100).await;
+        b.flush_refunds(true).await;
+        assert_eq!(b.spent(org).await, Some(750));
+        small.settle(one, 0).await;
+        small.settle(two, 0).await;
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod config;
+pub mod lease;
 pub mod rate_limit;
 pub mod usage;
 pub mod worker_cache;

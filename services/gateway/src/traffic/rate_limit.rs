@@ -7,13 +7,18 @@
 //! `read` requests get twice that, `admin` writes half (at least 1). The 10-second burst allows
 //! `GATEWAY_RATE_BURST_SHARE` (0.5) of the minute limit, the hour 30 minutes' worth.
 //!
+//! Requests are counted in Redis in leases (see [`super::lease`]): a busy client's replica takes
+//! several units at once and hands them out without a round trip; a slow client, or one close to
+//! its limit, is counted one request at a time.
+//!
 //! While Redis does not answer, each replica limits on its own with the same windows
 //! (`GATEWAY_RATE_LIMIT_FAIL_MODE=local`, the default; a client spread over N replicas then gets
 //! up to N times its limit), or lets everything through (`open`) or refuses everything (`closed`,
 //! 503). Which one is in force shows in `/health` and in `cg_gateway_rate_limiter_fallback_total`.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
@@ -24,11 +29,13 @@ use actix_web::middleware::Next;
 use cg_storage::Cache;
 use cg_storage::cache::{MemoryCache, RateDecision, RateWindow};
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::caller::Metered;
 use crate::error::{GatewayError, LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER, Result};
 use crate::state::AppState;
 use crate::traffic::budget::PreReserved;
+use crate::traffic::lease::{self, Leases, Unused};
 use crate::traffic::{Sample, WorkerCaches};
 
 /// The class of an endpoint, which sets its share of the tier's limit.
@@ -100,6 +107,33 @@ pub struct RateLimiter {
     degraded: AtomicBool,
     /// Per-worker connections to the same Redis as `shared`.
     workers: WorkerCaches,
+    /// Requests counted in Redis and not handed out yet, by counter key.
+    leases: Leases<String, Granted>,
+    /// Units of leases replaced before they ran out, to give back.
+    replaced: Mutex<Vec<Unused<String, Granted>>>,
+}
+
+/// What a lease was granted under: enough to answer for each unit handed out and to give the
+/// rest back.
+#[derive(Debug, Clone, Copy)]
+struct Granted {
+    windows: [RateWindow; 3],
+    /// Redis's decision, counting every unit of the lease.
+    decision: RateDecision,
+    at: Instant,
+}
+
+impl Granted {
+    /// The decision for a unit handed out with `left` units still in the lease: the units not
+    /// handed out yet are not spent as far as the client is concerned.
+    fn decision(&self, left: u64) -> RateDecision {
+        RateDecision {
+            granted: 1,
+            remaining: self.decision.remaining.saturating_add(left),
+            reset_after: self.decision.reset_after.saturating_sub(self.at.elapsed()),
+            ..self.decision
+        }
+    }
 }
 
 /// A decision and where it was made.
@@ -123,6 +157,8 @@ impl RateLimiter {
             },
             degraded: AtomicBool::new(false),
             workers: WorkerCaches::new(None),
+            leases: Leases::new(lease::LIFETIME, lease::MAX_UNITS),
+            replaced: Mutex::new(Vec::new()),
         }
     }
 
@@ -190,13 +226,26 @@ impl RateLimiter {
     ) -> Result<(Limit, Option<i64>)> {
         let windows = self.windows(class, per_minute, burst_share);
         let key = format!("rl:{}:{client}", class.as_str());
+        // A unit of this client's lease, while it lasts: no round trip.
+        if let Some((granted, left)) = self.leases.take(&key, 1) {
+            let limit = Limit {
+                decision: granted.decision(left),
+                source: "lease",
+            };
+            Self::count(class, limit);
+            return Ok((limit, None));
+        }
+        let want = self.leases.want(&key, 1);
         let run = async |cache: &Cache, counter: Option<(&str, i64, Duration)>| match counter {
             Some((counter, delta, ttl)) => {
                 cache
-                    .rate_limit_and_incr_by(&key, &windows, 1, counter, delta, ttl)
+                    .rate_limit_and_incr_by(&key, &windows, want, counter, delta, ttl)
                     .await
             }
-            None => cache.rate_limit(&key, &windows, 1).await.map(|d| (d, None)),
+            None => cache
+                .rate_limit(&key, &windows, want)
+                .await
+                .map(|d| (d, None)),
         };
         // The worker's own connection first; if it fails (it reconnects lazily after an outage),
         // the shared one before falling back. The retry leaves the counter out: the failed call
@@ -208,6 +257,27 @@ impl RateLimiter {
             },
             None => run(&self.shared, counter).await,
         };
+        // This request takes the lease's first unit; the rest wait for the client's next ones.
+        let decided = decided.map(|(decision, total)| {
+            if !decision.allowed {
+                // A lease filled meanwhile by a concurrent request of the same client.
+                return match self.leases.take(&key, 1) {
+                    Some((granted, left)) => (granted.decision(left), total),
+                    None => (decision, total),
+                };
+            }
+            let granted = Granted {
+                windows,
+                decision,
+                at: Instant::now(),
+            };
+            if let Some(old) = self.leases.fill(key.clone(), decision.granted, 1, granted)
+                && let Ok(mut replaced) = self.replaced.lock()
+            {
+                replaced.push(old);
+            }
+            (granted.decision(decision.granted - 1), total)
+        });
         let (limit, total) = match decided {
             Ok((decision, total)) => {
                 self.degraded.store(false, Ordering::Relaxed);
@@ -232,6 +302,8 @@ impl RateLimiter {
                     FailMode::Open => Limit {
                         decision: RateDecision {
                             allowed: true,
+                            granted: 1,
+                            at_ms: 0,
                             limit: windows[1].limit,
                             remaining: windows[1].limit,
                             reset_after: Duration::from_secs(60),
@@ -249,6 +321,11 @@ impl RateLimiter {
                 (limit, None)
             }
         };
+        Self::count(class, limit);
+        Ok((limit, total))
+    }
+
+    fn count(class: EndpointClass, limit: Limit) {
         metrics::counter!(
             "cg_gateway_rate_limit_checks_total",
             "class" => class.as_str(),
@@ -256,7 +333,40 @@ impl RateLimiter {
             "source" => limit.source,
         )
         .increment(1);
-        Ok((limit, total))
+    }
+
+    /// Give the units of leases that ran out of time (all of them when `all`) back to Redis;
+    /// what Redis does not take stays counted (it can only refuse early).
+    pub async fn release_unused(&self, all: bool) {
+        let mut unused = self
+            .replaced
+            .lock()
+            .map(|mut r| std::mem::take(&mut *r))
+            .unwrap_or_default();
+        unused.extend(self.leases.collect(all));
+        for Unused { key, units, meta } in unused {
+            if let Err(e) = self
+                .shared
+                .rate_limit_release(&key, &meta.windows, meta.decision.at_ms, units)
+                .await
+            {
+                tracing::debug!(error = %e, units, "unused rate-limit units not given back");
+            }
+        }
+    }
+
+    /// Give unused units back every `every` until `shutdown`, then all of them.
+    pub async fn release_every(&self, every: Duration, shutdown: CancellationToken) {
+        loop {
+            let stop = tokio::select! {
+                () = shutdown.cancelled() => true,
+                () = tokio::time::sleep(every) => false,
+            };
+            self.release_unused(stop).await;
+            if stop {
+                return;
+            }
+        }
     }
 
     /// The limit when it admits the request; 429 `rate_limited` when it does not.
@@ -285,7 +395,7 @@ pub async fn rate_limit_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> std::result::Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let request = req.request().clone();
     let mut res = next.call(req).await?;
     let (limit, metered, unused) = {
@@ -410,5 +520,50 @@ mod tests {
         rl.check("key:a", EndpointClass::Read, 5, None)
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_busy_client_is_served_from_a_lease_and_its_unused_units_go_back() {
+        let shared = Cache::Memory(MemoryCache::new(1 << 20, "t:"));
+        let rl = RateLimiter::new(shared.clone(), FailMode::Local, 1.0);
+        // 6,400 a minute: up to 400 of them in one lease, 64 at most.
+        let first = rl
+            .check("key:a", EndpointClass::Process, 6400, None)
+            .await
+            .unwrap();
+        assert_eq!((first.source, first.decision.remaining), ("redis", 6399));
+        let second = rl
+            .check("key:a", EndpointClass::Process, 6400, None)
+            .await
+            .unwrap();
+        assert_eq!(second.source, "redis", "a new lease");
+        // Every unit of the lease is counted in the shared windows; the client sees only what it used.
+        assert_eq!(second.decision.remaining, 6398);
+        let windows = rl.windows(EndpointClass::Process, 6400, None);
+        let seen = shared
+            .rate_limit("rl:process:key:a", &windows, 1)
+            .await
+            .unwrap();
+        assert_eq!(seen.remaining, 6400 - 1 - 64 - 1, "{seen:?}");
+        for left in (0..63).rev() {
+            let l = rl
+                .check("key:a", EndpointClass::Process, 6400, None)
+                .await
+                .unwrap();
+            assert_eq!(l.source, "lease");
+            assert_eq!(l.decision.remaining, 6335 + left);
+        }
+        let next = rl
+            .check("key:a", EndpointClass::Process, 6400, None)
+            .await
+            .unwrap();
+        assert_eq!(next.source, "redis", "the lease is spent");
+        // On the way out the unused units go back to the shared windows.
+        rl.release_unused(true).await;
+        let after = shared
+            .rate_limit("rl:process:key:a", &windows, 1)
+            .await
+            .unwrap();
+        assert_eq!(after.remaining, 6400 - 1 - 64 - 1 - 1 - 1, "{after:?}");
     }
 }

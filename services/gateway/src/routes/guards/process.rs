@@ -271,7 +271,7 @@ async fn experiment_routing(
 }
 
 /// The request for `kind`, with the variant's options for that guard set.
-fn guard_request(routing: &Routing, kind: GuardKind, payload: &Map<String, Value>) -> Value {
+fn guard_request(routing: &Routing, kind: GuardKind, payload: Map<String, Value>) -> Value {
     let mut request = mapping::request(kind, payload);
     routing.apply_options(kind, &mut request);
     request
@@ -305,6 +305,7 @@ pub async fn process(
     body: web::Json<ProcessRequest>,
 ) -> Result<HttpResponse> {
     let started = Instant::now();
+    let mut body = body.into_inner();
     let (mut kinds, deadline, client_type) = validate(&body)?;
     // Looked up by the `Caller` extractor for the rate limit.
     let cached = req.extensions().get::<Arc<OrgProfile>>().cloned();
@@ -364,7 +365,11 @@ pub async fn process(
                 .note_exposure(caller.organization_id, live.id, user, variant);
         }
     }
-    let payload = body.payload.as_object().cloned().unwrap_or_default();
+    // Validated as an object; moved, not copied (it may be megabytes).
+    let payload = match std::mem::take(&mut body.payload) {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
     let ctx = CallContext {
         request_id: current_request_id(),
         organization_id: Some(caller.organization_id.to_string()),
@@ -377,7 +382,7 @@ pub async fn process(
         let t = Instant::now();
         let outcome = state
             .guards
-            .call(kind, &guard_request(&routing, kind, &payload), &ctx)
+            .call(kind, &guard_request(&routing, kind, payload), &ctx)
             .await;
         let sample = guard_sample(outcome.as_ref().ok(), t.elapsed().as_secs_f64());
         state.usage.record(
@@ -414,7 +419,7 @@ pub async fn process(
     }
 
     let calls = kinds.iter().map(|&kind| {
-        let body = guard_request(&routing, kind, &payload);
+        let body = guard_request(&routing, kind, payload.clone());
         let (state, ctx) = (&state, &ctx);
         async move {
             let t = Instant::now();
