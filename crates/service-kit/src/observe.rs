@@ -2,10 +2,13 @@
 //! request metrics by route and status, one access-log line, and errors from inner layers turned
 //! into the JSON envelope while the request id is still known.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use tracing::Instrument;
@@ -38,7 +41,7 @@ pub fn current_request_id() -> String {
 /// tracing is exported, else a W3C `traceparent` continuing the request's trace id with a new span
 /// id.
 pub fn outgoing_trace_headers() -> Vec<(String, String)> {
-    let mut headers = std::collections::HashMap::new();
+    let mut headers = HashMap::new();
     let context = tracing::Span::current().context();
     opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut headers));
     if headers.contains_key("traceparent") {
@@ -161,25 +164,61 @@ pub async fn observe(
     result
 }
 
+/// The request counter and duration histogram of one service, method, status and route.
+type RequestMetrics = (metrics::Counter, metrics::Histogram);
+/// Those of one service, method and status, by route.
+type ByRoute = HashMap<String, RequestMetrics>;
+
+thread_local! {
+    /// Handles already registered, so a request does not build and hash four labels twice.
+    static REQUEST_METRICS: RefCell<HashMap<(&'static str, Method, u16), ByRoute>> =
+        RefCell::new(HashMap::new());
+}
+
+fn request_metrics(
+    service: &'static str,
+    method: &Method,
+    route: &str,
+    status: u16,
+) -> RequestMetrics {
+    let register = || {
+        let labels = [
+            ("service", service.to_owned()),
+            ("method", method.to_string()),
+            ("route", route.to_owned()),
+            ("status", status.to_string()),
+        ];
+        (
+            metrics::counter!("http_requests_total", &labels),
+            metrics::histogram!("http_request_duration_seconds", &labels),
+        )
+    };
+    REQUEST_METRICS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let routes = cache.entry((service, method.clone(), status)).or_default();
+        if let Some(found) = routes.get(route) {
+            return found.clone();
+        }
+        let made = register();
+        // Routes are patterns (or "unmatched"), so this stays small; the bound is a safeguard.
+        if routes.len() < 1024 {
+            routes.insert(route.to_owned(), made.clone());
+        }
+        made
+    })
+}
+
 fn record(
     service: &'static str,
-    method: &actix_web::http::Method,
+    method: &Method,
     route: &str,
     status: u16,
     elapsed: std::time::Duration,
     span: &tracing::Span,
 ) {
-    let status_label = status.to_string();
-    metrics::counter!(
-        "http_requests_total",
-        "service" => service, "method" => method.to_string(), "route" => route.to_owned(), "status" => status_label.clone()
-    )
-    .increment(1);
-    metrics::histogram!(
-        "http_request_duration_seconds",
-        "service" => service, "method" => method.to_string(), "route" => route.to_owned(), "status" => status_label
-    )
-    .record(elapsed.as_secs_f64());
+    let (requests, duration) = request_metrics(service, method, route, status);
+    requests.increment(1);
+    duration.record(elapsed.as_secs_f64());
 
     span.record("http.route", route);
     span.record("http.status_code", status);
