@@ -27,7 +27,15 @@ pub struct Kit {
     pub started: Instant,
     /// Cancelled when the server stops; background tasks watch it.
     pub shutdown: CancellationToken,
+    /// Background tasks with a last step to finish on the way out (see [`Kit::spawn_finishing`]).
+    finishing: Finishing,
 }
+
+/// Tasks the server waits for after cancelling `shutdown`.
+type Finishing = Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>;
+
+/// How long the way out waits for those tasks' last step.
+const FINISHING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl std::fmt::Debug for Kit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -52,6 +60,17 @@ impl Kit {
             internal_token,
             started: Instant::now(),
             shutdown: CancellationToken::new(),
+            finishing: Finishing::default(),
+        }
+    }
+
+    /// Spawn a background task that watches `shutdown` and has a last step to take when it is
+    /// cancelled (flush a batch, give something back): the server waits for it (up to five
+    /// seconds) before the process exits, instead of the runtime dropping it mid-step.
+    pub fn spawn_finishing(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task);
+        if let Ok(mut tasks) = self.finishing.lock() {
+            tasks.push(handle);
         }
     }
 }
@@ -61,6 +80,7 @@ pub struct ServiceServer {
     server: Server,
     port: u16,
     shutdown: CancellationToken,
+    finishing: Finishing,
 }
 
 impl std::fmt::Debug for ServiceServer {
@@ -98,6 +118,7 @@ impl ServiceServer {
             .context("reading the bound port")?
             .port();
         let shutdown = kit.shutdown.clone();
+        let finishing = kit.finishing.clone();
         let service = kit.service;
         let kit = web::Data::new(kit);
         let max_body = config.max_body_bytes();
@@ -127,6 +148,7 @@ impl ServiceServer {
             server,
             port,
             shutdown,
+            finishing,
         })
     }
 
@@ -141,10 +163,23 @@ impl ServiceServer {
     }
 
     /// Serve until SIGTERM/SIGINT (graceful: in-flight requests finish within
-    /// `CG_SHUTDOWN_TIMEOUT_SECS`), then cancel background tasks.
+    /// `CG_SHUTDOWN_TIMEOUT_SECS`), then cancel background tasks and wait for the last step of
+    /// those spawned with [`Kit::spawn_finishing`].
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.shutdown.cancel();
+        let tasks = self
+            .finishing
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + FINISHING_TIMEOUT;
+        for task in tasks {
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                tracing::warn!("background tasks did not finish their last step in time");
+                break;
+            }
+        }
         result
     }
 }

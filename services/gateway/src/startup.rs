@@ -65,7 +65,9 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
             let shutdown = shutdown.clone();
             tokio::spawn(async move { state.experiments.follow(shutdown).await });
         }
-        tokio::spawn(
+        // What these hold (refunds, leased units, usage tallies, last-used times) is handed over
+        // once more on the way out, and the server waits for it.
+        kit.spawn_finishing(
             state
                 .budgets
                 .clone()
@@ -74,20 +76,20 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
         {
             let state = state.clone();
             let shutdown = shutdown.clone();
-            tokio::spawn(async move {
+            kit.spawn_finishing(async move {
                 state
                     .rate_limiter
                     .release_every(lease::LIFETIME, shutdown)
                     .await;
             });
         }
-        tokio::spawn(
+        kit.spawn_finishing(
             state
                 .usage
                 .clone()
                 .flush_every(USAGE_FLUSH, shutdown.clone()),
         );
-        tokio::spawn(
+        kit.spawn_finishing(
             state
                 .api_keys
                 .clone()

@@ -152,3 +152,32 @@ async fn a_dependency_down_makes_the_replica_unready() {
         "liveness must not follow dependencies"
     );
 }
+
+/// A background task's last step after the shutdown signal completes before the server's run
+/// returns (the process would otherwise exit with it half done).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_way_out_waits_for_finishing_tasks() {
+    let kit = Kit::new(
+        "kit-test",
+        "0.0.0",
+        Arc::new(Fixed(true)),
+        SecretString::from(TEST_INTERNAL_TOKEN),
+    );
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (shutdown, flag) = (kit.shutdown.clone(), finished.clone());
+    kit.spawn_finishing(async move {
+        shutdown.cancelled().await;
+        // A last flush that takes a while.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let server = ServiceServer::build(&server_config(), 0, kit, |_| {}).expect("build");
+    let handle = server.handle();
+    let running = tokio::spawn(server.run_until_stopped());
+    handle.stop(true).await;
+    running.await.expect("join").expect("run");
+    assert!(
+        finished.load(std::sync::atomic::Ordering::SeqCst),
+        "returned before the task's last step"
+    );
+}

@@ -6,7 +6,9 @@
 //! returned at once and the request refused (402 `budget_exceeded`). After the call the
 //! reservation is settled to the cost TokenGuard reported (other guards cost nothing). So the
 //! reserved-plus-settled total never passes the budget by more than one call's excess over its
-//! reservation, however many replicas serve the organisation at once.
+//! reservation (per call in flight), however many replicas serve the organisation at once: a call
+//! that cost more than its reservation also ends its replica's lease (below), so the next call is
+//! checked against the month's total again.
 //!
 //! Settlements that return money (the usual case: a call costs less than its reservation) are
 //! batched per replica and applied every 200 ms ([`Budgets::refund_every`]), which saves a Redis
@@ -78,6 +80,7 @@ pub struct LeaseRequest {
 #[derive(Debug, Clone)]
 #[must_use = "settle a reservation once the call's cost is known"]
 pub struct Reservation {
+    org: Id,
     key: String,
     reserved: i64,
     local: bool,
@@ -272,7 +275,15 @@ impl Budgets {
             match total {
                 Ok(total) => {
                     return self
-                        .check(&self.shared, pre_key, amount, total, budget_micros, false)
+                        .check(
+                            &self.shared,
+                            org,
+                            pre_key,
+                            amount,
+                            total,
+                            budget_micros,
+                            false,
+                        )
                         .await;
                 }
                 Err(_) => self.give_back_later(pre_key, pre_amount),
@@ -304,7 +315,7 @@ impl Budgets {
                     .await
                     .take();
                 return self
-                    .check(shared, key, amount, total, budget_micros, false)
+                    .check(shared, org, key, amount, total, budget_micros, false)
                     .await;
             }
             Err(e) => match self.fail_mode {
@@ -322,13 +333,18 @@ impl Budgets {
         };
         let key = key(org);
         let total = cache.incr_by(&key, amount, Some(KEEP)).await?;
-        self.check(cache, key, amount, total, budget_micros, local)
+        self.check(cache, org, key, amount, total, budget_micros, local)
             .await
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the reservation's parts, checked and kept together"
+    )]
     async fn check(
         &self,
         cache: &Cache,
+        org: Id,
         key: String,
         amount: i64,
         total: i64,
@@ -343,6 +359,7 @@ impl Budgets {
             });
         }
         Ok(Some(Reservation {
+            org,
             key,
             reserved: amount,
             local,
@@ -364,6 +381,11 @@ impl Budgets {
         }
         if delta != 0 {
             self.apply(&r.key, r.local, delta).await;
+            // Calls cost more than reserved: this replica's leased calls were checked against a
+            // total that no longer holds, so the lease ends and the next call is checked afresh.
+            if let Some(unused) = self.leases.end(&r.org) {
+                self.give_back_later(unused.meta.key, self.amount(unused.units));
+            }
         }
     }
 
@@ -556,5 +578,12 @@ mod tests {
         assert_eq!(b.spent(org).await, Some(750));
         small.settle(one, 0).await;
         small.settle(two, 0).await;
+        // A call that cost more than its reservation ends the lease: the excess is charged and
+        // the lease's unused calls go back at the next batch, not at the end of its lifetime.
+        let over = b.reserve(org, 1, budget, None).await.unwrap();
+        assert!(b.spent(org).await > Some(850), "a lease of several calls");
+        b.settle(over, 300).await;
+        b.flush_refunds(false).await;
+        assert_eq!(b.spent(org).await, Some(1050));
     }
 }

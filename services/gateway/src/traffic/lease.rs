@@ -91,7 +91,8 @@ impl<K: Eq + Hash + Clone, M: Clone> Leases<K, M> {
     }
 
     /// Keep a lease of `granted` units for `key`, `taken` of them handed out at once. A lease it
-    /// replaces (two filled at once) comes back with its unused units.
+    /// replaces (two filled at once, or one run out of time and not collected yet) comes back
+    /// with its unused units.
     pub fn fill(&self, key: K, granted: u64, taken: u64, meta: M) -> Option<Unused<K, M>> {
         let lease = Lease {
             left: granted.saturating_sub(taken),
@@ -101,10 +102,23 @@ impl<K: Eq + Hash + Clone, M: Clone> Leases<K, M> {
         };
         let mut leases = self.leases.lock().ok()?;
         let old = leases.insert(key.clone(), lease)?;
-        (old.left > 0 && old.filled.elapsed() < self.lifetime).then_some(Unused {
+        // Live or run out of time but not collected yet: its units go back either way.
+        (old.left > 0).then_some(Unused {
             key,
             units: old.left,
             meta: old.meta,
+        })
+    }
+
+    /// End `key`'s lease now: its unused units, if any.
+    pub fn end(&self, key: &K) -> Option<Unused<K, M>> {
+        let mut leases = self.leases.lock().ok()?;
+        let lease = leases.get_mut(key)?;
+        let units = std::mem::take(&mut lease.left);
+        (units > 0).then(|| Unused {
+            key: key.clone(),
+            units,
+            meta: lease.meta.clone(),
         })
     }
 
@@ -182,6 +196,17 @@ mod tests {
             "the replaced lease's four units"
         );
         assert!(leases.collect(false).is_empty(), "still live");
+        assert_eq!(
+            leases.end(&"a"),
+            Some(Unused {
+                key: "a",
+                units: 3,
+                meta: 2
+            }),
+            "ended at once"
+        );
+        assert_eq!(leases.end(&"a"), None, "nothing left");
+        leases.fill("a", 4, 1, 2);
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(leases.take(&"a", 1), None, "run out of time");
         assert_eq!(
@@ -194,7 +219,22 @@ mod tests {
         );
         assert!(leases.collect(false).is_empty(), "given back once");
         assert_eq!(leases.kept(), 1, "remembered for sizing");
+        // Run out of time and replaced before it was collected: still given back.
+        leases.fill("c", 5, 1, 4);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(
+            leases.fill("c", 2, 1, 5),
+            Some(Unused {
+                key: "c",
+                units: 4,
+                meta: 4
+            })
+        );
         leases.fill("b", 2, 0, 3);
-        assert_eq!(leases.collect(true).len(), 1, "all, on the way out");
+        assert_eq!(
+            leases.collect(true).len(),
+            2,
+            "all, on the way out (b's and c's)"
+        );
     }
 }
