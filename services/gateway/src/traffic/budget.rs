@@ -421,16 +421,7 @@ impl Budgets {
 
     /// Apply refunds every `every` until `shutdown`, and once more on the way out.
     pub async fn refund_every(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
-        loop {
-            let stop = tokio::select! {
-                () = shutdown.cancelled() => true,
-                () = tokio::time::sleep(every) => false,
-            };
-            self.flush_refunds(stop).await;
-            if stop {
-                return;
-            }
-        }
+        super::every_until(every, shutdown, |last| self.flush_refunds(last)).await;
     }
 
     /// This month's spent and reserved total for `org`, in micro-dollars.

@@ -357,16 +357,7 @@ impl RateLimiter {
 
     /// Give unused units back every `every` until `shutdown`, then all of them.
     pub async fn release_every(&self, every: Duration, shutdown: CancellationToken) {
-        loop {
-            let stop = tokio::select! {
-                () = shutdown.cancelled() => true,
-                () = tokio::time::sleep(every) => false,
-            };
-            self.release_unused(stop).await;
-            if stop {
-                return;
-            }
-        }
+        super::every_until(every, shutdown, |last| self.release_unused(last)).await;
     }
 
     /// The limit when it admits the request; 429 `rate_limited` when it does not.

@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a month total read from Redis is trusted without this replica pushing.
@@ -462,28 +462,22 @@ impl UsageMeter {
         every: Duration,
         shutdown: CancellationToken,
     ) {
-        let mut failing = false;
-        loop {
-            let stop = tokio::select! {
-                () = shutdown.cancelled() => true,
-                () = tokio::time::sleep(every) => false,
-            };
+        let failing = AtomicBool::new(false);
+        super::every_until(every, shutdown, |_| async {
             match self.flush_once().await {
-                Ok(()) if failing => {
-                    failing = false;
+                Ok(()) if failing.load(Ordering::Relaxed) => {
+                    failing.store(false, Ordering::Relaxed);
                     tracing::info!("usage flushing resumed");
                 }
                 Ok(()) => {}
-                Err(e) if !failing => {
-                    failing = true;
+                Err(e) if !failing.load(Ordering::Relaxed) => {
+                    failing.store(true, Ordering::Relaxed);
                     tracing::warn!(error = %e, "usage kept in memory until Redis and the database take it");
                 }
                 Err(_) => {}
             }
-            if stop {
-                return;
-            }
-        }
+        })
+        .await;
     }
 
     /// Slots waiting to be pushed, or being pushed (for `/health`).
