@@ -17,10 +17,10 @@
 //!
 //! Reservations are taken in leases (see [`super::lease`]): a replica serving a busy organisation
 //! reserves several calls' worth at once (never more than a sixteenth of what is left of the
-//! budget as last seen, and only while 256 calls' worth or more are left) and hands them out without a round trip; what a lease has not handed out
-//! after its lifetime goes back with the refunds. A lease that would take the month past the
-//! budget is cut back to the one call at once, so near the end of a budget every call is
-//! reserved and checked on its own as before.
+//! budget as last seen, and only while 256 calls' worth or more are left) and hands them out
+//! without a round trip; what a lease has not handed out after its lifetime goes back with the
+//! refunds. A lease that would take the month past the budget is cut back to the one call at
+//! once, so near the end of a budget every call is reserved and checked on its own as before.
 //!
 //! While Redis is away the same happens on a per-replica counter (`local` fail mode), nothing is
 //! checked (`open`), or guard calls are refused (`closed`), as for rate limits.

@@ -528,7 +528,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(second.source, "redis", "a new lease");
-        // Every unit of the lease is counted in the shared windows; the client sees only what it used.
+        // Every unit of the lease is counted in the shared windows; the client sees only what it
+        // used.
         assert_eq!(second.decision.remaining, 6398);
         let windows = rl.windows(EndpointClass::Process, 6400, None);
         let seen = shared
