@@ -193,7 +193,7 @@ impl FromRequest for Caller {
             let (org, budget) = (caller.organization_id, profile.monthly_budget_usd_micros);
             let guard_call = is_guard_call(&req) && budget > 0;
             let leased = if guard_call {
-                state.budgets.take_leased(org, 1)
+                state.budgets.take_leased(org, 1, budget)
             } else {
                 None
             };

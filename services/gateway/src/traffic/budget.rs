@@ -150,15 +150,50 @@ impl Budgets {
         self
     }
 
-    /// `calls` guard calls of `org` from this replica's lease, without a round trip.
-    pub fn take_leased(self: &Arc<Self>, org: Id, calls: u64) -> Option<PreReserved> {
-        let (leased, _) = self.leases.take(&org, calls)?;
+    /// `calls` guard calls of `org` from this replica's lease, without a round trip (the next
+    /// lease is reserved in the background before this one runs out).
+    pub fn take_leased(
+        self: &Arc<Self>,
+        org: Id,
+        calls: u64,
+        budget_micros: i64,
+    ) -> Option<PreReserved> {
+        let (leased, left) = self.leases.take(&org, calls)?;
+        if self.leases.refill_due(&org, left) {
+            let me = self.clone();
+            tokio::spawn(async move { me.refill(org, budget_micros).await });
+        }
         Some(PreReserved::new(
             self.clone(),
             leased.key,
             self.amount(calls),
             leased.total,
         ))
+    }
+
+    /// Reserve `org`'s next lease ahead of need; it replaces the current one, whose unused calls
+    /// go back with the refunds. A lease that would pass the budget is returned at once (the
+    /// next call then reserves and is checked on its own).
+    async fn refill(self: Arc<Self>, org: Id, budget_micros: i64) {
+        let lease = self.lease_request(org, 1, budget_micros);
+        if lease.calls <= 1 {
+            return;
+        }
+        let cache = self.workers.get().unwrap_or_else(|| self.shared.clone());
+        let Ok(total) = cache.incr_by(&lease.key, lease.amount, Some(KEEP)).await else {
+            return;
+        };
+        if total <= budget_micros {
+            let leased = Leased {
+                key: lease.key,
+                total,
+            };
+            if let Some(old) = self.leases.fill(org, lease.calls, 0, leased) {
+                self.give_back_later(old.meta.key, self.amount(old.units));
+            }
+        } else if !self.apply(&lease.key, false, -lease.amount).await {
+            self.give_back_later(lease.key, lease.amount);
+        }
     }
 
     fn amount(&self, calls: u64) -> i64 {
@@ -261,7 +296,7 @@ impl Budgets {
         let amount = self.amount(calls);
         let pre = match pre {
             Some(pre) => Some(pre),
-            None => self.take_leased(org, calls),
+            None => self.take_leased(org, calls, budget_micros),
         };
         if let Some(pre) = pre {
             let (pre_key, pre_amount, pre_total) = pre.take();
@@ -576,5 +611,27 @@ mod tests {
         b.settle(over, 300).await;
         b.flush_refunds(false).await;
         assert_eq!(b.spent(org).await, Some(1050));
+    }
+
+    #[tokio::test]
+    async fn the_next_budget_lease_is_reserved_before_this_one_runs_out() {
+        let b = budgets(100);
+        let org = Id::new();
+        let budget = 1_000_000;
+        let mut calls = vec![b.reserve(org, 1, budget, None).await.unwrap()];
+        calls.push(b.reserve(org, 1, budget, None).await.unwrap());
+        assert_eq!(b.spent(org).await, Some(6500), "a lease of 64 calls");
+        // 55 calls later 8 are left: the next lease is reserved in the background.
+        for _ in 0..55 {
+            calls.push(b.reserve(org, 1, budget, None).await.unwrap());
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(b.spent(org).await, Some(6500 + 6400), "reserved ahead");
+        // The old lease's 8 unused calls go back with the refunds; every call settles to 0.
+        for r in calls {
+            b.settle(r, 0).await;
+        }
+        b.flush_refunds(true).await;
+        assert_eq!(b.spent(org).await, Some(0));
     }
 }

@@ -28,6 +28,8 @@ struct Lease<M> {
     left: u64,
     /// Units handed out since the lease was filled.
     used: u64,
+    /// Units the lease was filled with.
+    size: u64,
     filled: Instant,
     meta: M,
 }
@@ -70,6 +72,18 @@ impl<K: Eq + Hash + Clone, M: Clone> Leases<K, M> {
         Some((lease.meta.clone(), lease.left))
     }
 
+    /// Whether a take that left `left` units in `key`'s lease should start filling the next one
+    /// in the background, so that no request waits for it: once per lease, when an eighth of a
+    /// lease of eight units or more is left.
+    pub fn refill_due(&self, key: &K, left: u64) -> bool {
+        let Ok(leases) = self.leases.lock() else {
+            return false;
+        };
+        leases
+            .get(key)
+            .is_some_and(|l| l.size >= 8 && left == l.size / 8)
+    }
+
     /// How many units to ask for next for `key`: what it used of its last lease, scaled to one
     /// lifetime, between `min` and the maximum (`min` for a key without a lease).
     pub fn want(&self, key: &K, min: u64) -> u64 {
@@ -97,6 +111,7 @@ impl<K: Eq + Hash + Clone, M: Clone> Leases<K, M> {
         let lease = Lease {
             left: granted.saturating_sub(taken),
             used: taken.min(granted),
+            size: granted,
             filled: Instant::now(),
             meta,
         };
@@ -166,6 +181,19 @@ mod tests {
         assert_eq!(leases.take(&"a", 1), Some((7, 0)));
         assert_eq!(leases.take(&"a", 1), None);
         assert_eq!(leases.take(&"b", 1), None, "leases are per key");
+        // A lease of 16 asks for the next one once, with two units left.
+        leases.fill("c", 16, 1, 0);
+        let due: Vec<u64> = (0..15)
+            .filter_map(|_| leases.take(&"c", 1))
+            .map(|(_, left)| left)
+            .filter(|left| leases.refill_due(&"c", *left))
+            .collect();
+        assert_eq!(due, vec![2]);
+        leases.fill("d", 4, 1, 0);
+        assert!(
+            !(0..3).any(|left| leases.refill_due(&"d", left)),
+            "too small to bother"
+        );
     }
 
     #[test]

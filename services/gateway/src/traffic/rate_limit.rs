@@ -16,8 +16,8 @@
 //! up to N times its limit), or lets everything through (`open`) or refuses everything (`closed`,
 //! 503). Which one is in force shows in `/health` and in `cg_gateway_rate_limiter_fallback_total`.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::HttpMessage;
@@ -108,9 +108,9 @@ pub struct RateLimiter {
     /// Per-worker connections to the same Redis as `shared`.
     workers: WorkerCaches,
     /// Requests counted in Redis and not handed out yet, by counter key.
-    leases: Leases<String, Granted>,
+    leases: Arc<Leases<String, Granted>>,
     /// Units of leases replaced before they ran out, to give back.
-    replaced: Mutex<Vec<Unused<String, Granted>>>,
+    replaced: Arc<Mutex<Vec<Unused<String, Granted>>>>,
 }
 
 /// What a lease was granted under: enough to answer for each unit handed out and to give the
@@ -157,8 +157,8 @@ impl RateLimiter {
             },
             degraded: AtomicBool::new(false),
             workers: WorkerCaches::new(None),
-            leases: Leases::new(lease::LIFETIME, lease::MAX_UNITS),
-            replaced: Mutex::new(Vec::new()),
+            leases: Arc::new(Leases::new(lease::LIFETIME, lease::MAX_UNITS)),
+            replaced: Arc::default(),
         }
     }
 
@@ -228,6 +228,9 @@ impl RateLimiter {
         let key = format!("rl:{}:{client}", class.as_str());
         // A unit of this client's lease, while it lasts: no round trip.
         if let Some((granted, left)) = self.leases.take(&key, 1) {
+            if self.leases.refill_due(&key, left) {
+                self.refill_in_background(key, windows);
+            }
             let limit = Limit {
                 decision: granted.decision(left),
                 source: "lease",
@@ -323,6 +326,33 @@ impl RateLimiter {
         };
         Self::count(class, limit);
         Ok((limit, total))
+    }
+
+    /// Take the next lease for `key` before this one runs out, off the request path; it replaces
+    /// this one, whose unused units go back with the next release.
+    fn refill_in_background(&self, key: String, windows: [RateWindow; 3]) {
+        let want = self.leases.want(&key, 1);
+        let cache = self.workers.get().unwrap_or_else(|| self.shared.clone());
+        let (leases, replaced) = (self.leases.clone(), self.replaced.clone());
+        tokio::spawn(async move {
+            let Ok(decision) = cache.rate_limit(&key, &windows, want).await else {
+                // The next request that finds the lease spent asks again.
+                return;
+            };
+            if !decision.allowed {
+                return;
+            }
+            let granted = Granted {
+                windows,
+                decision,
+                at: Instant::now(),
+            };
+            if let Some(old) = leases.fill(key, decision.granted, 0, granted)
+                && let Ok(mut replaced) = replaced.lock()
+            {
+                replaced.push(old);
+            }
+        });
     }
 
     fn count(class: EndpointClass, limit: Limit) {
@@ -557,5 +587,31 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(after.remaining, 6400 - 1 - 64 - 1 - 1 - 1, "{after:?}");
+    }
+
+    #[tokio::test]
+    async fn the_next_lease_is_taken_before_this_one_runs_out() {
+        let shared = Cache::Memory(MemoryCache::new(1 << 20, "t:"));
+        let rl = RateLimiter::new(shared.clone(), FailMode::Local, 1.0);
+        let check = || rl.check("key:a", EndpointClass::Process, 6400, None);
+        check().await.unwrap();
+        assert_eq!(check().await.unwrap().source, "redis", "a lease of 64");
+        // 55 units later 8 are left: the next lease is asked for in the background.
+        for _ in 0..55 {
+            assert_eq!(check().await.unwrap().source, "lease");
+        }
+        tokio::task::yield_now().await;
+        // It replaced the old one: 64 more requests without a round trip.
+        for _ in 0..64 {
+            assert_eq!(check().await.unwrap().source, "lease");
+        }
+        // The 8 the old lease still held go back: 121 requests admitted, 121 counted.
+        rl.release_unused(true).await;
+        let windows = rl.windows(EndpointClass::Process, 6400, None);
+        let seen = shared
+            .rate_limit("rl:process:key:a", &windows, 1)
+            .await
+            .unwrap();
+        assert_eq!(seen.remaining, 6400 - 121 - 1, "{seen:?}");
     }
 }
