@@ -8,7 +8,9 @@
 //! and short: sized to what the client used in the last [`LIFETIME`] (one unit for a slow client,
 //! at most [`MAX_UNITS`]), never more than a sixteenth of what is left of the limit and only
 //! while 256 units or more are left (Redis caps that, so a small limit, or one nearly spent, is
-//! counted one request at a time), and given back after [`LIFETIME`] when unused.
+//! counted one request at a time), and given back after [`LIFETIME`] when unused. The next lease
+//! is taken in the background when an eighth of the current one is left
+//! ([`Leases::refill_due`]), so a busy client's requests do not wait for the refill.
 
 use std::collections::HashMap;
 use std::hash::Hash;
