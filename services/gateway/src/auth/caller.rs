@@ -209,14 +209,14 @@ impl FromRequest for Caller {
                         .await;
                     let decided = match decided {
                         Ok((limit, Some(total))) => {
-                            let pre = task_state
-                                .budgets
-                                .accept(org, lease, total, budget, 1)
-                                .await;
-                            Ok((limit, Some(pre)))
+                            let budgets = &task_state.budgets;
+                            Ok((
+                                limit,
+                                Some(budgets.accept(org, lease, total, budget, 1).await),
+                            ))
                         }
-                        Ok((limit, None)) => Ok((limit, None)),
-                        Err(e) => Err(e),
+                        // No total: the handler reserves on its own.
+                        other => other.map(|(limit, _)| (limit, None)),
                     };
                     // Unsent (the request is gone): the reservation drops and gives itself back.
                     let _ = tx.send(decided);

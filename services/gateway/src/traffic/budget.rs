@@ -38,7 +38,7 @@ use cg_storage::sql_types::Id;
 use chrono::{Datelike, Utc};
 
 use crate::error::{GatewayError, Result};
-use crate::traffic::lease::{self, Leases};
+use crate::traffic::lease::{self, Leases, Taken};
 use crate::traffic::{FailMode, WorkerCaches};
 
 const KEEP: Duration = Duration::from_secs(40 * 24 * 3600);
@@ -158,16 +158,16 @@ impl Budgets {
         calls: u64,
         budget_micros: i64,
     ) -> Option<PreReserved> {
-        let (leased, left) = self.leases.take(&org, calls)?;
-        if self.leases.refill_due(&org, left) {
+        let Taken { meta, refill, .. } = self.leases.take(&org, calls)?;
+        if refill {
             let me = self.clone();
             tokio::spawn(async move { me.refill(org, budget_micros).await });
         }
         Some(PreReserved::new(
             self.clone(),
-            leased.key,
+            meta.key,
             self.amount(calls),
-            leased.total,
+            meta.total,
         ))
     }
 
@@ -180,19 +180,8 @@ impl Budgets {
             return;
         }
         let cache = self.workers.get().unwrap_or_else(|| self.shared.clone());
-        let Ok(total) = cache.incr_by(&lease.key, lease.amount, Some(KEEP)).await else {
-            return;
-        };
-        if total <= budget_micros {
-            let leased = Leased {
-                key: lease.key,
-                total,
-            };
-            if let Some(old) = self.leases.fill(org, lease.calls, 0, leased) {
-                self.give_back_later(old.meta.key, self.amount(old.units));
-            }
-        } else if !self.apply(&lease.key, false, -lease.amount).await {
-            self.give_back_later(lease.key, lease.amount);
+        if let Ok(total) = cache.incr_by(&lease.key, lease.amount, Some(KEEP)).await {
+            self.keep(org, &lease, total, budget_micros, 0).await;
         }
     }
 
@@ -240,24 +229,34 @@ impl Budgets {
         budget_micros: i64,
         calls: u64,
     ) -> PreReserved {
-        let amount = self.amount(calls);
-        let mut total = total;
+        let total = self.keep(org, &lease, total, budget_micros, calls).await;
+        PreReserved::new(self.clone(), lease.key, self.amount(calls), total)
+    }
+
+    /// Keep a lease reserved with the month at `total`: within the budget, `calls` of it go to
+    /// the request at hand (none for a refill) and the rest to this replica's lease; past it,
+    /// all but those `calls` goes back at once. Returns the month's total as it then stands.
+    async fn keep(
+        &self,
+        org: Id,
+        lease: &LeaseRequest,
+        total: i64,
+        budget_micros: i64,
+        calls: u64,
+    ) -> i64 {
         if total <= budget_micros {
             let leased = Leased {
                 key: lease.key.clone(),
                 total,
             };
-            if let Some(old) = self.leases.fill(org, lease.calls, calls, leased) {
-                self.give_back_later(old.meta.key, self.amount(old.units));
-            }
-        } else if lease.amount > amount {
-            let excess = lease.amount - amount;
-            if !self.apply(&lease.key, false, -excess).await {
-                self.give_back_later(lease.key.clone(), excess);
-            }
-            total -= excess;
+            self.leases.fill(org, lease.calls, calls, leased);
+            return total;
         }
-        PreReserved::new(self.clone(), lease.key, amount, total)
+        let excess = lease.amount - self.amount(calls);
+        if excess > 0 && !self.apply(&lease.key, false, -excess).await {
+            self.give_back_later(lease.key.clone(), excess);
+        }
+        total - excess.max(0)
     }
 
     /// Give back `amount` reserved under `key` and never used, with the next batch of refunds.
@@ -418,9 +417,8 @@ impl Budgets {
             self.apply(&r.key, r.local, delta).await;
             // Calls cost more than reserved: this replica's leased calls were checked against a
             // total that no longer holds, so the lease ends and the next call is checked afresh.
-            if let Some(unused) = self.leases.end(&r.org) {
-                self.give_back_later(unused.meta.key, self.amount(unused.units));
-            }
+            // Its unused calls go back with the refunds.
+            self.leases.end(&r.org);
         }
     }
 
@@ -435,8 +433,9 @@ impl Budgets {
         }
     }
 
-    /// Apply the waiting refunds, with the calls of leases that ran out of time (of every lease
-    /// when `all`); those Redis does not take wait for the next round.
+    /// Apply the waiting refunds, with the unused calls of leases that ran out of time, were
+    /// replaced or ended (of every lease when `all`); those Redis does not take wait for the next
+    /// round.
     pub async fn flush_refunds(&self, all: bool) {
         for unused in self.leases.collect(all) {
             self.give_back_later(unused.meta.key, self.amount(unused.units));

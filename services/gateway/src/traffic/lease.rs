@@ -9,8 +9,8 @@
 //! at most [`MAX_UNITS`]), never more than a sixteenth of what is left of the limit and only
 //! while 256 units or more are left (Redis caps that, so a small limit, or one nearly spent, is
 //! counted one request at a time), and given back after [`LIFETIME`] when unused. The next lease
-//! is taken in the background when an eighth of the current one is left
-//! ([`Leases::refill_due`]), so a busy client's requests do not wait for the refill.
+//! is taken in the background when an eighth of the current one is left ([`Taken::refill`]), so
+//! a busy client's requests do not wait for the refill.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -44,11 +44,31 @@ pub struct Unused<K, M> {
     pub meta: M,
 }
 
+/// A unit (or several) handed out from a lease.
+#[derive(Debug, PartialEq)]
+pub struct Taken<M> {
+    pub meta: M,
+    /// Units left in the lease after this take.
+    pub left: u64,
+    /// This take left an eighth of a lease of eight units or more: time to take the next lease in
+    /// the background, so that no request waits for it (true once per lease).
+    pub refill: bool,
+}
+
+/// The leases by key, and the unused units of leases replaced or ended early, waiting for
+/// [`Leases::collect`].
+#[derive(Debug)]
+struct Book<K, M> {
+    leases: HashMap<K, Lease<M>>,
+    unused: Vec<Unused<K, M>>,
+}
+
 /// The leases of one replica, by key, each with what the caller needs to hand a unit out or give
-/// the rest back (`M`).
+/// the rest back (`M`). Units a lease did not hand out are only ever given back through
+/// [`Leases::collect`], whether it ran out of time, was replaced or was ended.
 #[derive(Debug)]
 pub struct Leases<K, M> {
-    leases: Mutex<HashMap<K, Lease<M>>>,
+    book: Mutex<Book<K, M>>,
     lifetime: Duration,
     max_units: u64,
 }
@@ -56,43 +76,40 @@ pub struct Leases<K, M> {
 impl<K: Eq + Hash + Clone, M: Clone> Leases<K, M> {
     pub fn new(lifetime: Duration, max_units: u64) -> Self {
         Self {
-            leases: Mutex::new(HashMap::new()),
+            book: Mutex::new(Book {
+                leases: HashMap::new(),
+                unused: Vec::new(),
+            }),
             lifetime,
             max_units: max_units.max(1),
         }
     }
 
-    /// Take `n` units from `key`'s lease while it lasts: its metadata and the units left after.
-    pub fn take(&self, key: &K, n: u64) -> Option<(M, u64)> {
-        let mut leases = self.leases.lock().ok()?;
-        let lease = leases.get_mut(key)?;
+    /// Take `n` units from `key`'s lease while it lasts.
+    pub fn take(&self, key: &K, n: u64) -> Option<Taken<M>> {
+        let mut book = self.book.lock().ok()?;
+        let lease = book.leases.get_mut(key)?;
         if lease.left < n || lease.filled.elapsed() >= self.lifetime {
             return None;
         }
+        let refill_at = lease.size / 8;
+        let refill = lease.size >= 8 && lease.left > refill_at && lease.left - n <= refill_at;
         lease.left -= n;
         lease.used += n;
-        Some((lease.meta.clone(), lease.left))
-    }
-
-    /// Whether a take that left `left` units in `key`'s lease should start filling the next one
-    /// in the background, so that no request waits for it: once per lease, when an eighth of a
-    /// lease of eight units or more is left.
-    pub fn refill_due(&self, key: &K, left: u64) -> bool {
-        let Ok(leases) = self.leases.lock() else {
-            return false;
-        };
-        leases
-            .get(key)
-            .is_some_and(|l| l.size >= 8 && left == l.size / 8)
+        Some(Taken {
+            meta: lease.meta.clone(),
+            left: lease.left,
+            refill,
+        })
     }
 
     /// How many units to ask for next for `key`: what it used of its last lease, scaled to one
     /// lifetime, between `min` and the maximum (`min` for a key without a lease).
     pub fn want(&self, key: &K, min: u64) -> u64 {
-        let Ok(leases) = self.leases.lock() else {
+        let Ok(book) = self.book.lock() else {
             return min;
         };
-        let Some(lease) = leases.get(key) else {
+        let Some(lease) = book.leases.get(key) else {
             return min;
         };
         let elapsed = lease.filled.elapsed().max(Duration::from_millis(1));
@@ -103,13 +120,18 @@ impl<K: Eq + Hash + Clone, M: Clone> Leases<K, M> {
 
     /// The metadata of `key`'s last lease, live or not.
     pub fn last(&self, key: &K) -> Option<M> {
-        self.leases.lock().ok()?.get(key).map(|l| l.meta.clone())
+        self.book
+            .lock()
+            .ok()?
+            .leases
+            .get(key)
+            .map(|l| l.meta.clone())
     }
 
-    /// Keep a lease of `granted` units for `key`, `taken` of them handed out at once. A lease it
-    /// replaces (two filled at once, or one run out of time and not collected yet) comes back
-    /// with its unused units.
-    pub fn fill(&self, key: K, granted: u64, taken: u64, meta: M) -> Option<Unused<K, M>> {
+    /// Keep a lease of `granted` units for `key`, `taken` of them handed out at once. The unused
+    /// units of a lease it replaces (filled concurrently, or run out of time and not collected
+    /// yet) wait for [`Leases::collect`].
+    pub fn fill(&self, key: K, granted: u64, taken: u64, meta: M) {
         let lease = Lease {
             left: granted.saturating_sub(taken),
             used: taken.min(granted),
@@ -117,44 +139,53 @@ impl<K: Eq + Hash + Clone, M: Clone> Leases<K, M> {
             filled: Instant::now(),
             meta,
         };
-        let mut leases = self.leases.lock().ok()?;
-        let old = leases.insert(key.clone(), lease)?;
-        // Live or run out of time but not collected yet: its units go back either way.
-        (old.left > 0).then_some(Unused {
-            key,
-            units: old.left,
-            meta: old.meta,
-        })
+        let Ok(mut book) = self.book.lock() else {
+            return;
+        };
+        if let Some(old) = book.leases.insert(key.clone(), lease)
+            && old.left > 0
+        {
+            book.unused.push(Unused {
+                key,
+                units: old.left,
+                meta: old.meta,
+            });
+        }
     }
 
-    /// End `key`'s lease now: its unused units, if any.
-    pub fn end(&self, key: &K) -> Option<Unused<K, M>> {
-        let mut leases = self.leases.lock().ok()?;
-        let lease = leases.get_mut(key)?;
-        let units = std::mem::take(&mut lease.left);
-        (units > 0).then(|| Unused {
-            key: key.clone(),
-            units,
-            meta: lease.meta.clone(),
-        })
+    /// End `key`'s lease now; its unused units wait for [`Leases::collect`].
+    pub fn end(&self, key: &K) {
+        let Ok(mut book) = self.book.lock() else {
+            return;
+        };
+        let book = &mut *book;
+        if let Some(lease) = book.leases.get_mut(key)
+            && lease.left > 0
+        {
+            book.unused.push(Unused {
+                key: key.clone(),
+                units: std::mem::take(&mut lease.left),
+                meta: lease.meta.clone(),
+            });
+        }
     }
 
-    /// Empty the leases that have run out of time (every lease when `all`) and return their
-    /// unused units; forget keys idle for long.
+    /// The unused units of leases replaced or ended, and of those that have run out of time
+    /// (of every lease when `all`), each returned once; keys idle for long are forgotten.
     pub fn collect(&self, all: bool) -> Vec<Unused<K, M>> {
-        let Ok(mut leases) = self.leases.lock() else {
+        let Ok(mut book) = self.book.lock() else {
             return Vec::new();
         };
-        let mut unused = Vec::new();
-        leases.retain(|key, lease| {
+        let book = &mut *book;
+        let mut unused = std::mem::take(&mut book.unused);
+        book.leases.retain(|key, lease| {
             let age = lease.filled.elapsed();
             if lease.left > 0 && (all || age >= self.lifetime) {
                 unused.push(Unused {
                     key: key.clone(),
-                    units: lease.left,
+                    units: std::mem::take(&mut lease.left),
                     meta: lease.meta.clone(),
                 });
-                lease.left = 0;
             }
             age < FORGET_AFTER
         });
@@ -164,7 +195,7 @@ impl<K: Eq + Hash + Clone, M: Clone> Leases<K, M> {
     /// Leases currently kept (live or remembered for sizing).
     #[cfg(test)]
     fn kept(&self) -> usize {
-        self.leases.lock().map(|l| l.len()).unwrap_or(0)
+        self.book.lock().map(|b| b.leases.len()).unwrap_or(0)
     }
 }
 
@@ -172,30 +203,44 @@ impl<K: Eq + Hash + Clone, M: Clone> Leases<K, M> {
 mod tests {
     use super::*;
 
+    fn taken(meta: u8, left: u64, refill: bool) -> Option<Taken<u8>> {
+        Some(Taken { meta, left, refill })
+    }
+
     #[test]
     fn units_are_handed_out_until_the_lease_is_spent() {
         let leases: Leases<&str, u8> = Leases::new(Duration::from_secs(60), 64);
         assert_eq!(leases.take(&"a", 1), None, "no lease yet");
         assert_eq!(leases.want(&"a", 1), 1, "a new client starts at one unit");
-        assert_eq!(leases.fill("a", 3, 1, 7), None);
-        assert_eq!(leases.take(&"a", 1), Some((7, 1)));
+        leases.fill("a", 3, 1, 7);
+        assert_eq!(leases.take(&"a", 1), taken(7, 1, false));
         assert_eq!(leases.take(&"a", 2), None, "only one left");
-        assert_eq!(leases.take(&"a", 1), Some((7, 0)));
+        assert_eq!(leases.take(&"a", 1), taken(7, 0, false));
         assert_eq!(leases.take(&"a", 1), None);
         assert_eq!(leases.take(&"b", 1), None, "leases are per key");
-        // A lease of 16 asks for the next one once, with two units left.
+    }
+
+    #[test]
+    fn the_take_that_leaves_an_eighth_asks_for_the_next_lease_once() {
+        let leases: Leases<&str, u8> = Leases::new(Duration::from_secs(60), 64);
         leases.fill("c", 16, 1, 0);
         let due: Vec<u64> = (0..15)
             .filter_map(|_| leases.take(&"c", 1))
-            .map(|(_, left)| left)
-            .filter(|left| leases.refill_due(&"c", *left))
+            .filter(|t| t.refill)
+            .map(|t| t.left)
             .collect();
         assert_eq!(due, vec![2]);
-        leases.fill("d", 4, 1, 0);
+        // Taking several at once crosses the mark as well.
+        leases.fill("e", 16, 0, 0);
+        assert!(!leases.take(&"e", 13).is_some_and(|t| t.refill));
         assert!(
-            !(0..3).any(|left| leases.refill_due(&"d", left)),
-            "too small to bother"
+            leases
+                .take(&"e", 2)
+                .is_some_and(|t| t.refill && t.left == 1)
         );
+        // A small lease is not worth it.
+        leases.fill("d", 4, 0, 0);
+        assert!((0..4).all(|_| leases.take(&"d", 1).is_some_and(|t| !t.refill)));
     }
 
     #[test]
@@ -213,58 +258,37 @@ mod tests {
     }
 
     #[test]
-    fn unused_units_come_back_when_the_lease_runs_out_or_is_replaced() {
+    fn unused_units_come_back_once_whether_run_out_replaced_or_ended() {
         let leases: Leases<&str, u8> = Leases::new(Duration::from_millis(50), 64);
+        let unused = |key, units, meta| Unused { key, units, meta };
+        // Replaced while live.
         leases.fill("a", 5, 1, 1);
-        assert_eq!(
-            leases.fill("a", 4, 1, 2),
-            Some(Unused {
-                key: "a",
-                units: 4,
-                meta: 1
-            }),
-            "the replaced lease's four units"
-        );
-        assert!(leases.collect(false).is_empty(), "still live");
-        assert_eq!(
-            leases.end(&"a"),
-            Some(Unused {
-                key: "a",
-                units: 3,
-                meta: 2
-            }),
-            "ended at once"
-        );
-        assert_eq!(leases.end(&"a"), None, "nothing left");
         leases.fill("a", 4, 1, 2);
+        assert_eq!(leases.collect(false), vec![unused("a", 4, 1)]);
+        assert!(
+            leases.collect(false).is_empty(),
+            "given back once; the new one is live"
+        );
+        // Ended early.
+        leases.end(&"a");
+        assert_eq!(leases.take(&"a", 1), None, "ended");
+        assert_eq!(leases.collect(false), vec![unused("a", 3, 2)]);
+        // Run out of time.
+        leases.fill("a", 4, 1, 3);
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(leases.take(&"a", 1), None, "run out of time");
-        assert_eq!(
-            leases.collect(false),
-            vec![Unused {
-                key: "a",
-                units: 3,
-                meta: 2
-            }]
-        );
+        assert_eq!(leases.collect(false), vec![unused("a", 3, 3)]);
         assert!(leases.collect(false).is_empty(), "given back once");
         assert_eq!(leases.kept(), 1, "remembered for sizing");
         // Run out of time and replaced before it was collected: still given back.
         leases.fill("c", 5, 1, 4);
         std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(
-            leases.fill("c", 2, 1, 5),
-            Some(Unused {
-                key: "c",
-                units: 4,
-                meta: 4
-            })
-        );
-        leases.fill("b", 2, 0, 3);
-        assert_eq!(
-            leases.collect(true).len(),
-            2,
-            "all, on the way out (b's and c's)"
-        );
+        leases.fill("c", 2, 1, 5);
+        assert_eq!(leases.collect(false), vec![unused("c", 4, 4)]);
+        // Everything on the way out.
+        leases.fill("b", 2, 0, 6);
+        let mut all = leases.collect(true);
+        all.sort_by_key(|u| u.key);
+        assert_eq!(all, vec![unused("b", 2, 6), unused("c", 1, 5)]);
     }
 }

@@ -16,8 +16,8 @@
 //! up to N times its limit), or lets everything through (`open`) or refuses everything (`closed`,
 //! 503). Which one is in force shows in `/health` and in `cg_gateway_rate_limiter_fallback_total`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::HttpMessage;
@@ -35,7 +35,7 @@ use crate::auth::caller::Metered;
 use crate::error::{GatewayError, LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER, Result};
 use crate::state::AppState;
 use crate::traffic::budget::PreReserved;
-use crate::traffic::lease::{self, Leases, Unused};
+use crate::traffic::lease::{self, Leases, Taken, Unused};
 use crate::traffic::{Sample, WorkerCaches};
 
 /// The class of an endpoint, which sets its share of the tier's limit.
@@ -109,8 +109,6 @@ pub struct RateLimiter {
     workers: WorkerCaches,
     /// Requests counted in Redis and not handed out yet, by counter key.
     leases: Arc<Leases<String, Granted>>,
-    /// Units of leases replaced before they ran out, to give back.
-    replaced: Arc<Mutex<Vec<Unused<String, Granted>>>>,
 }
 
 /// What a lease was granted under: enough to answer for each unit handed out and to give the
@@ -124,6 +122,14 @@ struct Granted {
 }
 
 impl Granted {
+    fn new(windows: [RateWindow; 3], decision: RateDecision) -> Self {
+        Self {
+            windows,
+            decision,
+            at: Instant::now(),
+        }
+    }
+
     /// The decision for a unit handed out with `left` units still in the lease: the units not
     /// handed out yet are not spent as far as the client is concerned.
     fn decision(&self, left: u64) -> RateDecision {
@@ -158,7 +164,6 @@ impl RateLimiter {
             degraded: AtomicBool::new(false),
             workers: WorkerCaches::new(None),
             leases: Arc::new(Leases::new(lease::LIFETIME, lease::MAX_UNITS)),
-            replaced: Arc::default(),
         }
     }
 
@@ -227,12 +232,12 @@ impl RateLimiter {
         let windows = self.windows(class, per_minute, burst_share);
         let key = format!("rl:{}:{client}", class.as_str());
         // A unit of this client's lease, while it lasts: no round trip.
-        if let Some((granted, left)) = self.leases.take(&key, 1) {
-            if self.leases.refill_due(&key, left) {
+        if let Some(Taken { meta, left, refill }) = self.leases.take(&key, 1) {
+            if refill {
                 self.refill_in_background(key, windows);
             }
             let limit = Limit {
-                decision: granted.decision(left),
+                decision: meta.decision(left),
                 source: "lease",
             };
             Self::count(class, limit);
@@ -265,20 +270,12 @@ impl RateLimiter {
             if !decision.allowed {
                 // A lease filled meanwhile by a concurrent request of the same client.
                 return match self.leases.take(&key, 1) {
-                    Some((granted, left)) => (granted.decision(left), total),
+                    Some(Taken { meta, left, .. }) => (meta.decision(left), total),
                     None => (decision, total),
                 };
             }
-            let granted = Granted {
-                windows,
-                decision,
-                at: Instant::now(),
-            };
-            if let Some(old) = self.leases.fill(key.clone(), decision.granted, 1, granted)
-                && let Ok(mut replaced) = self.replaced.lock()
-            {
-                replaced.push(old);
-            }
+            let granted = Granted::new(windows, decision);
+            self.leases.fill(key.clone(), decision.granted, 1, granted);
             (granted.decision(decision.granted - 1), total)
         });
         let (limit, total) = match decided {
@@ -333,24 +330,13 @@ impl RateLimiter {
     fn refill_in_background(&self, key: String, windows: [RateWindow; 3]) {
         let want = self.leases.want(&key, 1);
         let cache = self.workers.get().unwrap_or_else(|| self.shared.clone());
-        let (leases, replaced) = (self.leases.clone(), self.replaced.clone());
+        let leases = self.leases.clone();
         tokio::spawn(async move {
-            let Ok(decision) = cache.rate_limit(&key, &windows, want).await else {
-                // The next request that finds the lease spent asks again.
-                return;
-            };
-            if !decision.allowed {
-                return;
-            }
-            let granted = Granted {
-                windows,
-                decision,
-                at: Instant::now(),
-            };
-            if let Some(old) = leases.fill(key, decision.granted, 0, granted)
-                && let Ok(mut replaced) = replaced.lock()
+            // Refused or failed: the next request that finds the lease spent asks again.
+            if let Ok(decision) = cache.rate_limit(&key, &windows, want).await
+                && decision.allowed
             {
-                replaced.push(old);
+                leases.fill(key, decision.granted, 0, Granted::new(windows, decision));
             }
         });
     }
@@ -365,16 +351,10 @@ impl RateLimiter {
         .increment(1);
     }
 
-    /// Give the units of leases that ran out of time (all of them when `all`) back to Redis;
-    /// what Redis does not take stays counted (it can only refuse early).
+    /// Give the unused units of leases that ran out of time or were replaced (of every lease when
+    /// `all`) back to Redis; what Redis does not take stays counted (it can only refuse early).
     pub async fn release_unused(&self, all: bool) {
-        let mut unused = self
-            .replaced
-            .lock()
-            .map(|mut r| std::mem::take(&mut *r))
-            .unwrap_or_default();
-        unused.extend(self.leases.collect(all));
-        for Unused { key, units, meta } in unused {
+        for Unused { key, units, meta } in self.leases.collect(all) {
             if let Err(e) = self
                 .shared
                 .rate_limit_release(&key, &meta.windows, meta.decision.at_ms, units)
