@@ -32,8 +32,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connect storage, then bind the listener (`CG_PORT=0` picks a free port; see
-    /// [`Self::port`]). `routes` receives the connected storage and the [`Kit`] (whose
+    /// Connect storage, then bind the listeners (`CG_PORT=0` picks free ports; see
+    /// [`Self::port`] and [`Self::admin_port`]). `routes` receives the connected storage and the [`Kit`] (whose
     /// `shutdown` token stops background tasks, and whose `readiness` a service may wrap to report
     /// more), and returns the function that registers the service's own routes on every worker.
     pub async fn build<R, F>(
@@ -59,6 +59,11 @@ impl Application {
     /// The port actually bound.
     pub fn port(&self) -> u16 {
         self.server.port()
+    }
+
+    /// The admin port actually bound (`/metrics`, detailed `/health`; `CG_ADMIN_PORT`).
+    pub fn admin_port(&self) -> u16 {
+        self.server.admin_port()
     }
 
     /// Stop the server from elsewhere (tests that kill a service).

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `CG_HOST` | `127.0.0.1` | address to listen on (`0.0.0.0` in containers) |
 //! | `CG_PORT` | per service (8000–8005) | port to listen on; `0` picks a free one |
+//! | `CG_ADMIN_PORT` | `CG_PORT` + 1000 (9000–9005); a free one when `CG_PORT=0` | internal listener serving `/metrics` and the detailed `/health` (backend targets, probe errors); keep it unreachable from outside (NetworkPolicy, no published port) |
 //! | `CG_INTERNAL_TOKEN` | — (required, ≥ 16 chars) | shared secret on every gateway→guard call (`X-Internal-Token`) |
 //! | `CG_MAX_BODY_BYTES` | 10485760 | largest request body accepted (413 beyond) |
 //! | `CG_WORKERS` | number of CPUs | HTTP worker threads |
@@ -19,6 +20,8 @@ use serde::de::DeserializeOwned;
 const DEFAULT_HOST: &str = "127.0.0.1";
 const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+/// The admin listener's port is the public one plus this, unless `CG_ADMIN_PORT` says otherwise.
+pub const ADMIN_PORT_OFFSET: u16 = 1000;
 const MIN_INTERNAL_TOKEN_LEN: usize = 16;
 
 /// A missing or malformed setting; the message names the variable. Start-up exits with
@@ -62,6 +65,8 @@ pub struct ServerConfig {
     pub cg_host: Option<String>,
     #[serde(default)]
     pub cg_port: Option<u16>,
+    #[serde(default)]
+    pub cg_admin_port: Option<u16>,
     #[serde(default)]
     pub cg_internal_token: Option<SecretString>,
     #[serde(default)]
@@ -127,6 +132,27 @@ impl ServerConfig {
         self.cg_port.unwrap_or(default)
     }
 
+    /// Port of the admin listener (`/metrics`, detailed `/health`): `CG_ADMIN_PORT`, else the
+    /// public port plus [`ADMIN_PORT_OFFSET`], or a free one (`0`) when the public port is `0`.
+    pub fn admin_port(&self, default: u16) -> Result<u16, ConfigError> {
+        let public = self.port(default);
+        let admin = match self.cg_admin_port {
+            Some(port) => port,
+            None if public == 0 => 0,
+            None => public.checked_add(ADMIN_PORT_OFFSET).ok_or_else(|| {
+                ConfigError(format!(
+                    "CG_PORT {public} leaves no room for the admin port (CG_PORT + {ADMIN_PORT_OFFSET}); set CG_ADMIN_PORT"
+                ))
+            })?,
+        };
+        if admin != 0 && admin == public {
+            return Err(ConfigError(format!(
+                "CG_ADMIN_PORT must differ from CG_PORT (both {public})"
+            )));
+        }
+        Ok(admin)
+    }
+
     /// Largest request body.
     pub fn max_body_bytes(&self) -> usize {
         self.cg_max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES)
@@ -148,5 +174,35 @@ impl ServerConfig {
     /// Log format.
     pub fn log_format(&self) -> LogFormat {
         self.cg_log_format.unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(port: Option<u16>, admin: Option<u16>) -> ServerConfig {
+        ServerConfig {
+            cg_port: port,
+            cg_admin_port: admin,
+            ..ServerConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_admin_port_follows_the_public_one() {
+        assert_eq!(config(None, None).admin_port(8003).ok(), Some(9003));
+        assert_eq!(config(Some(7000), None).admin_port(8003).ok(), Some(8000));
+        assert_eq!(config(Some(0), None).admin_port(8003).ok(), Some(0));
+        assert_eq!(config(Some(0), Some(0)).admin_port(8003).ok(), Some(0));
+        assert_eq!(config(None, Some(9100)).admin_port(8000).ok(), Some(9100));
+    }
+
+    #[test]
+    fn an_admin_port_that_cannot_work_is_refused() {
+        let err = config(Some(65000), None).admin_port(8000).unwrap_err();
+        assert!(err.0.contains("CG_ADMIN_PORT"), "{err}");
+        let err = config(Some(8000), Some(8000)).admin_port(8000).unwrap_err();
+        assert!(err.0.contains("differ"), "{err}");
     }
 }

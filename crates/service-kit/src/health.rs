@@ -2,6 +2,12 @@
 //!
 //! Liveness says the process answers. Readiness says it can do its job: every required dependency
 //! answers, or a fallback serves in its place (reported as `degraded`, not `unhealthy`).
+//!
+//! The public listener shows the shared spec's shape (`status, service, version, timestamp,
+//! dependencies, circuit_breakers`) with one status word per dependency: no backend addresses,
+//! no probe errors. The admin listener (`CG_ADMIN_PORT`) shows everything: backend, target,
+//! latency and error of each probe, and the service's own figures (outbox depth, rate limiter,
+//! usage backlog).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -96,6 +102,33 @@ impl Readiness for OutboxReadiness {
     }
 }
 
+/// Top-level fields of the report the public `/health` shows (the shared spec's shape).
+const PUBLIC_FIELDS: [&str; 1] = ["circuit_breakers"];
+
+/// Each dependency's status word only (`{"postgres": {"status": "ok"}}`).
+fn public_dependencies(dependencies: &Map<String, Value>) -> Map<String, Value> {
+    dependencies
+        .iter()
+        .map(|(name, probe)| {
+            (
+                name.clone(),
+                serde_json::json!({"status": probe["status"].as_str().unwrap_or("unknown")}),
+            )
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct PublicHealthBody<'a> {
+    status: &'static str,
+    service: &'a str,
+    version: &'a str,
+    timestamp: String,
+    dependencies: Map<String, Value>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
 #[derive(Serialize)]
 struct HealthBody<'a> {
     status: &'static str,
@@ -116,15 +149,36 @@ fn overall(report: &HealthReport) -> (&'static str, StatusCode) {
     }
 }
 
-/// `GET /health`: everything known about this replica's health.
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// `GET /health` (public): the overall status and one status word per dependency.
 pub async fn health(kit: web::Data<Kit>) -> HttpResponse {
+    let report = kit.readiness.check().await;
+    let (status, code) = overall(&report);
+    HttpResponse::build(code).json(PublicHealthBody {
+        status,
+        service: kit.service,
+        version: kit.version,
+        timestamp: now(),
+        dependencies: public_dependencies(&report.dependencies),
+        extra: PUBLIC_FIELDS
+            .iter()
+            .filter_map(|&k| Some((k.to_owned(), report.extra.get(k)?.clone())))
+            .collect(),
+    })
+}
+
+/// `GET /health` (admin listener): everything known about this replica's health.
+pub async fn health_detail(kit: web::Data<Kit>) -> HttpResponse {
     let report = kit.readiness.check().await;
     let (status, code) = overall(&report);
     HttpResponse::build(code).json(HealthBody {
         status,
         service: kit.service,
         version: kit.version,
-        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        timestamp: now(),
         uptime_seconds: kit.started.elapsed().as_secs(),
         dependencies: &report.dependencies,
         extra: &report.extra,
@@ -152,14 +206,20 @@ pub async fn ready(kit: web::Data<Kit>) -> HttpResponse {
         "status": if report.ready { "ready" } else { "not_ready" },
         "service": kit.service,
         "degraded": report.degraded,
-        "dependencies": report.dependencies,
+        "dependencies": public_dependencies(&report.dependencies),
     }))
 }
 
-/// Register the three routes and `/metrics`.
+/// The public listener's health routes (the probes Kubernetes and load balancers use).
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health))
         .route("/health/live", web::get().to(live))
-        .route("/health/ready", web::get().to(ready))
+        .route("/health/ready", web::get().to(ready));
+}
+
+/// The admin listener's routes: `/metrics`, the detailed `/health`, and liveness.
+pub fn admin_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health_detail))
+        .route("/health/live", web::get().to(live))
         .route("/metrics", web::get().to(crate::metrics::render));
 }

@@ -75,10 +75,13 @@ impl Kit {
     }
 }
 
-/// A bound, not yet running, server.
+/// A bound, not yet running, server: the public listener and the admin one (`/metrics`, the
+/// detailed `/health`), which only the operator's network should reach.
 pub struct ServiceServer {
     server: Server,
     port: u16,
+    admin: Server,
+    admin_port: u16,
     shutdown: CancellationToken,
     finishing: Finishing,
 }
@@ -87,6 +90,7 @@ impl std::fmt::Debug for ServiceServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceServer")
             .field("port", &self.port)
+            .field("admin_port", &self.admin_port)
             .finish()
     }
 }
@@ -98,7 +102,9 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
 impl ServiceServer {
     /// Bind `CG_HOST:CG_PORT` (or `default_port`) and assemble the app: request ids, metrics,
     /// logs, body limits, the error envelope for every extractor failure and unknown route, the
-    /// health and metrics routes, then the service's own routes from `configure`.
+    /// public health routes, then the service's own routes from `configure`. Bind
+    /// `CG_HOST:CG_ADMIN_PORT` (see [`ServerConfig::admin_port`]) for `/metrics` and the detailed
+    /// `/health`.
     pub fn build<F>(
         config: &ServerConfig,
         default_port: u16,
@@ -117,10 +123,43 @@ impl ServiceServer {
             .local_addr()
             .context("reading the bound port")?
             .port();
+        let admin_address = (config.host().to_owned(), config.admin_port(default_port)?);
+        let admin_listener = TcpListener::bind(&admin_address).with_context(|| {
+            format!(
+                "binding the admin listener {}:{} (CG_HOST, CG_ADMIN_PORT)",
+                admin_address.0, admin_address.1
+            )
+        })?;
+        let admin_port = admin_listener
+            .local_addr()
+            .context("reading the bound admin port")?
+            .port();
         let shutdown = kit.shutdown.clone();
         let finishing = kit.finishing.clone();
         let service = kit.service;
         let kit = web::Data::new(kit);
+        let admin = {
+            let kit = kit.clone();
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(kit.clone())
+                    .app_data(ServiceName(service))
+                    .app_data(
+                        web::QueryConfig::default().error_handler(|e, _| query_error(e).into()),
+                    )
+                    .configure(health::admin_routes)
+                    .default_service(web::to(not_found))
+                    .wrap(from_fn(observe))
+            })
+            // Stopped by `run_until_stopped` after the public server; one thread is plenty for
+            // a scrape every few seconds.
+            .disable_signals()
+            .workers(1)
+            .shutdown_timeout(1)
+            .listen(admin_listener)
+            .context("listening (admin)")?
+            .run()
+        };
         let max_body = config.max_body_bytes();
         let mut server = HttpServer::new(move || {
             App::new()
@@ -147,6 +186,8 @@ impl ServiceServer {
         Ok(Self {
             server,
             port,
+            admin,
+            admin_port,
             shutdown,
             finishing,
         })
@@ -157,16 +198,27 @@ impl ServiceServer {
         self.port
     }
 
-    /// Stop the server from elsewhere (tests).
+    /// The admin port actually bound.
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
+    /// Stop the server from elsewhere (tests); the admin listener stops with it.
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
     }
 
     /// Serve until SIGTERM/SIGINT (graceful: in-flight requests finish within
-    /// `CG_SHUTDOWN_TIMEOUT_SECS`), then cancel background tasks and wait for the last step of
-    /// those spawned with [`Kit::spawn_finishing`].
+    /// `CG_SHUTDOWN_TIMEOUT_SECS`), then stop the admin listener, cancel background tasks and
+    /// wait for the last step of those spawned with [`Kit::spawn_finishing`].
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let admin_handle = self.admin.handle();
+        let admin = tokio::spawn(self.admin);
         let result = self.server.await;
+        admin_handle.stop(false).await;
+        let admin_result = admin
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.shutdown.cancel();
         let tasks = self
             .finishing
@@ -180,7 +232,7 @@ impl ServiceServer {
                 break;
             }
         }
-        result
+        result.and(admin_result)
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::ServerConfig;
+use crate::{Application, ServerConfig};
 
 /// The internal token test apps are started with.
 pub const TEST_INTERNAL_TOKEN: &str = "test-internal-token-0123456789";
@@ -30,6 +30,8 @@ pub fn server_config() -> ServerConfig {
 #[derive(Debug)]
 pub struct TestApp {
     pub address: String,
+    /// The admin listener (`/metrics`, detailed `/health`), when the test knows it.
+    pub admin_address: Option<String>,
     pub client: reqwest::Client,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -48,6 +50,7 @@ impl TestApp {
     {
         Self {
             address: format!("http://127.0.0.1:{port}"),
+            admin_address: None,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
@@ -56,12 +59,59 @@ impl TestApp {
         }
     }
 
+    /// Run a built application, with both its listeners known.
+    pub fn run(app: Application) -> Self {
+        let admin_port = app.admin_port();
+        Self::spawn(app.port(), app.run_until_stopped()).with_admin(admin_port)
+    }
+
+    /// Record the admin listener's port.
+    #[must_use]
+    pub fn with_admin(mut self, port: u16) -> Self {
+        self.admin_address = Some(format!("http://127.0.0.1:{port}"));
+        self
+    }
+
     async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}{path}", self.address))
             .send()
             .await
             .expect("request")
+    }
+
+    fn admin(&self) -> &str {
+        self.admin_address
+            .as_deref()
+            .expect("the admin port is not known: start the app with TestApp::run")
+    }
+
+    /// `GET path` on the admin listener → status and JSON body (`Null` when not JSON).
+    pub async fn get_admin_json(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.admin()))
+            .send()
+            .await
+            .expect("request");
+        (
+            resp.status().as_u16(),
+            resp.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    /// `GET path` on the admin listener → status and text body.
+    pub async fn get_admin_text(&self, path: &str) -> (u16, String) {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.admin()))
+            .send()
+            .await
+            .expect("request");
+        (
+            resp.status().as_u16(),
+            resp.text().await.unwrap_or_default(),
+        )
     }
 
     /// `GET path` → status and JSON body (`Null` when the body is not JSON).
@@ -82,23 +132,46 @@ impl TestApp {
         )
     }
 
-    /// The checks every service passes: `/health` reports `service` healthy with exactly the
-    /// dependencies it uses (each answering, on the expected backend), `/health/live` and
-    /// `/health/ready` answer, `/metrics` carries request and storage figures, and an unknown
-    /// route gets the JSON error envelope with the request id echoed.
+    /// The checks every service passes: the public `/health` reports `service` healthy in the
+    /// shared spec's shape with one status word per dependency it uses (no backend addresses or
+    /// errors), the admin listener's `/health` shows each on the expected backend with its
+    /// latency, `/health/live` and `/health/ready` answer, `/metrics` is served on the admin
+    /// listener only and carries request and storage figures, and an unknown route gets the JSON
+    /// error envelope with the request id echoed.
     pub async fn assert_health_contract(&self, service: &str, dependencies: &[(&str, &str)]) {
         let (status, body) = self.get_json("/health").await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["status"], "healthy", "{body}");
         assert_eq!(body["service"], service);
+        let keys: Vec<&str> = body
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "circuit_breakers")
+            .collect();
+        assert_eq!(
+            keys,
+            ["dependencies", "service", "status", "timestamp", "version"],
+            "{body}"
+        );
         let deps = body["dependencies"].as_object().expect("dependencies");
         assert_eq!(deps.len(), dependencies.len(), "{body}");
+        for (role, _) in dependencies {
+            assert_eq!(deps[*role], serde_json::json!({"status": "ok"}), "{body}");
+        }
+
+        let (status, detail) = self.get_admin_json("/health").await;
+        assert_eq!(status, 200, "{detail}");
+        assert_eq!(detail["status"], "healthy", "{detail}");
+        let deps = detail["dependencies"].as_object().expect("dependencies");
+        assert_eq!(deps.len(), dependencies.len(), "{detail}");
         for (role, backend) in dependencies {
-            assert_eq!(deps[*role]["status"], "ok", "{role}: {body}");
-            assert_eq!(deps[*role]["backend"], *backend, "{role}: {body}");
+            assert_eq!(deps[*role]["status"], "ok", "{role}: {detail}");
+            assert_eq!(deps[*role]["backend"], *backend, "{role}: {detail}");
             assert!(
                 deps[*role]["latency_ms"].as_f64().is_some(),
-                "{role}: {body}"
+                "{role}: {detail}"
             );
         }
         assert_eq!(self.get_json("/health/live").await.0, 200);
@@ -108,6 +181,13 @@ impl TestApp {
             (200, Some("ready")),
             "{ready}"
         );
+        for (role, _) in dependencies {
+            assert_eq!(
+                ready["dependencies"][*role],
+                serde_json::json!({"status": "ok"}),
+                "{ready}"
+            );
+        }
 
         let resp = self
             .client
@@ -122,7 +202,10 @@ impl TestApp {
         assert_eq!(envelope["error"]["code"], "not_found");
         assert_eq!(envelope["error"]["request_id"], "test-req-42");
 
-        let (status, metrics) = self.get_text("/metrics").await;
+        let (status, body) = self.get_json("/metrics").await;
+        assert_eq!(status, 404, "/metrics must not be public: {body}");
+        assert_eq!(body["error"]["code"], "not_found", "{body}");
+        let (status, metrics) = self.get_admin_text("/metrics").await;
         assert_eq!(status, 200);
         let health_line = format!(
             "http_requests_total{{service=\"{service}\",method=\"GET\",route=\"/health\",status=\"200\"}}"

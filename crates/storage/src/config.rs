@@ -8,7 +8,7 @@
 //! | `CG_STORAGE_MODE` | (auto) | `embedded` or `centralized`; forces the mode of every backend |
 //! | `CG_DATA_DIR` | `./data` | embedded mode: folder of the SQLite file and of local blobs |
 //! | `CG_SQLITE_PATH` | `$CG_DATA_DIR/codeguardians.db` | embedded mode: the SQLite file |
-//! | `DATABASE_URL` | — | `postgres://…` (centralized) or `sqlite://path` (embedded); wins over `POSTGRES_*` |
+//! | `DATABASE_URL` | — | `postgres://…` (centralized) or `sqlite://path` (embedded); wins over `POSTGRES_*`. SQLAlchemy's driver suffix (`postgresql+psycopg2://`, `+asyncpg`, `sqlite+pysqlite://`) is accepted and dropped, with one log line |
 //! | `POSTGRES_HOST` | — | PostgreSQL host; with `POSTGRES_PORT` (5432), `POSTGRES_DB` (codeguardians), `POSTGRES_USER` (postgres), `POSTGRES_PASSWORD` |
 //! | `POSTGRES_SSLMODE` | — | `disable`, `prefer`, `require`; also accepted as `sslmode=` in `DATABASE_URL` |
 //! | `POSTGRES_SSLROOTCERT` | — | PEM file of extra CA certificates (also `sslrootcert=` in the URL); web PKI roots otherwise |
@@ -424,7 +424,8 @@ impl StorageConfig {
             return Ok(self.sqlite_target(None, "CG_SQLITE_PATH"));
         }
         let target = if let Some(url) = &self.database_url {
-            let raw = url.expose_secret().trim();
+            let raw = without_driver(url.expose_secret().trim());
+            let raw = raw.as_str();
             if let Some(path) = sqlite_path(raw) {
                 self.sqlite_target(Some(path), "DATABASE_URL")
             } else if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
@@ -591,7 +592,12 @@ impl StorageConfig {
             if let Some(user) = &self.redis_username {
                 let _ = url.set_username(user);
             }
-            if let Some(password) = &self.redis_password {
+            // An empty REDIS_PASSWORD (as the original `.env` leaves it) means none.
+            if let Some(password) = self
+                .redis_password
+                .as_ref()
+                .filter(|p| !p.expose_secret().is_empty())
+            {
                 let _ = url.set_password(Some(password.expose_secret()));
             }
         }
@@ -645,6 +651,24 @@ impl StorageConfig {
             endpoint: self.s3_endpoint_url.clone(),
         }))
     }
+}
+
+/// Drop a SQLAlchemy driver suffix from the scheme (`postgresql+psycopg2://` →
+/// `postgresql://`), as the original deployment's `DATABASE_URL` carried one; the native driver
+/// connects either way. Logged once per resolution (never the URL itself).
+fn without_driver(raw: &str) -> String {
+    if let Some((scheme, rest)) = raw.split_once("://")
+        && let Some((base, driver)) = scheme.split_once('+')
+        && matches!(base, "postgres" | "postgresql" | "sqlite")
+    {
+        tracing::info!(
+            scheme = base,
+            driver,
+            "DATABASE_URL names a Python driver; connecting with the native one"
+        );
+        return format!("{base}://{rest}");
+    }
+    raw.to_owned()
 }
 
 fn sqlite_path(raw: &str) -> Option<PathBuf> {
@@ -818,6 +842,50 @@ mod tests {
             .resolve(Needs::ALL)
             .unwrap_err();
         assert!(e.to_string().contains("DATABASE_URL"));
+    }
+
+    #[test]
+    fn sqlalchemy_driver_suffixes_are_dropped() {
+        for scheme in [
+            "postgresql+psycopg2",
+            "postgresql+asyncpg",
+            "postgres+psycopg",
+        ] {
+            let r = cfg(&[(
+                "DATABASE_URL",
+                &format!("{scheme}://user:pass@db.internal:5433/seed?sslmode=require"),
+            )])
+            .unwrap()
+            .resolve(Needs::ALL)
+            .unwrap();
+            let Some(DatabaseTarget::Postgres {
+                url, display, tls, ..
+            }) = r.database
+            else {
+                panic!("{scheme}: not postgres")
+            };
+            assert_eq!(display, "db.internal:5433/seed", "{scheme}");
+            assert!(tls, "{scheme}");
+            let url = url.expose_secret();
+            assert!(!url.contains('+'), "{scheme}: {url}");
+            assert!(url.contains("user:pass@db.internal:5433/seed"), "{url}");
+        }
+        let r = cfg(&[("HEALTHGUARD_DATABASE_URL", "postgresql+psycopg2://h/health")])
+            .unwrap()
+            .for_healthguard()
+            .resolve(Needs::ALL)
+            .unwrap();
+        assert_eq!(r.database.unwrap().display(), "h:5432/health");
+        let r = cfg(&[("DATABASE_URL", "sqlite+pysqlite:///tmp/seed.db")])
+            .unwrap()
+            .resolve(Needs::ALL)
+            .unwrap();
+        assert_eq!(r.database.unwrap().display(), "/tmp/seed.db");
+        let e = cfg(&[("DATABASE_URL", "mysql+pymysql://h/db")])
+            .unwrap()
+            .resolve(Needs::ALL)
+            .unwrap_err();
+        assert!(e.to_string().contains("DATABASE_URL"), "{e}");
     }
 
     #[test]

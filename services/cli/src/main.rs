@@ -6,6 +6,8 @@
 //!   when it names another database); `--check` only reports what is pending.
 //! - `eval`: measure a guard's detection on labelled data (`../shared/eval` formats).
 //! - `train`: fit a guard's learned component on the dev data, leaving the held-out rows out.
+//! - `probe`: one GET, exit 0 on 2xx (the container image's HEALTHCHECK, without curl).
+//! - `org set-tier ORG TIER`: put an organisation on a subscription tier.
 //!
 //! Storage variables are those of `cg_storage::config`.
 
@@ -13,6 +15,8 @@
 
 mod eval;
 mod migrate;
+mod org;
+mod probe;
 mod train;
 mod up;
 
@@ -41,6 +45,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Fit a guard's learned component on the dev data (held-out rows left out).
     Train(train::TrainArgs),
+    /// GET a URL; exit 0 on a 2xx answer (the container HEALTHCHECK).
+    Probe(probe::ProbeArgs),
+    /// Organisation administration (DATABASE_URL): `org set-tier ORG TIER`.
+    Org(org::OrgArgs),
 }
 
 #[tokio::main]
@@ -58,6 +66,8 @@ async fn main() -> ExitCode {
         Command::Migrate(args) => migrate::run(args).await,
         Command::Eval(args) => eval::run(args).await,
         Command::Train(args) => train::run(args).await,
+        Command::Probe(args) => probe::run(args).await,
+        Command::Org(args) => org::run(args).await,
     };
     match result {
         Ok(code) => code,

@@ -3,7 +3,8 @@
 //! Builds the six service binaries when run from the source tree, migrates the embedded SQLite
 //! database once, starts each service as its own process on embedded storage, forwards their logs
 //! with a service prefix, waits until every one reports ready, and stops them all on Ctrl-C,
-//! SIGTERM, or as soon as one of them dies.
+//! SIGTERM, or as soon as one of them dies. Each service also gets its own admin port (`/metrics`,
+//! detailed `/health`), and new organisations get a tier that includes every guard.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -29,6 +30,10 @@ const SERVICES: [&str; 6] = [
     "healthguard",
 ];
 const STOP_GRACE: Duration = Duration::from_secs(15);
+/// The tier `up` gives new organisations unless told otherwise: every guard, generous limits.
+const UP_DEFAULT_TIER: &str = "enterprise";
+/// Where the first scan is explained (printed once everything is ready).
+const QUICKSTART: &str = "README.md, \"Quickstart: a first scan\" (register, log in, create an API key, POST /api/v1/guards/process)";
 const READY_POLL: Duration = Duration::from_millis(200);
 
 #[derive(Debug, clap::Args)]
@@ -42,6 +47,13 @@ pub struct UpArgs {
     /// Port of the gateway; the five guards take the next five ports.
     #[arg(long, default_value_t = 8000)]
     base_port: u16,
+    /// Admin port of the gateway (`/metrics`, detailed `/health`); the guards take the next five
+    /// [default: --base-port + 1000].
+    #[arg(long)]
+    admin_base_port: Option<u16>,
+    /// Tier of every organisation created while running (its guards, limits and budget).
+    #[arg(long, env = "DEFAULT_TIER", default_value = UP_DEFAULT_TIER)]
+    default_tier: String,
     /// Do not build; use the binaries already in --bin-dir (or beside this one).
     #[arg(long)]
     no_build: bool,
@@ -56,6 +68,7 @@ pub struct UpArgs {
 struct Running {
     name: &'static str,
     url: String,
+    admin_url: String,
     child: Child,
 }
 
@@ -81,9 +94,24 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let last_port = u32::from(args.base_port) + u32::try_from(SERVICES.len()).unwrap_or(6) - 1;
-    if args.base_port == 0 || last_port > u32::from(u16::MAX) {
-        bail!("--base-port must leave room for six ports below 65536");
+    let admin_base_port = match args.admin_base_port {
+        Some(port) => port,
+        None => args
+            .base_port
+            .checked_add(cg_service_kit::config::ADMIN_PORT_OFFSET)
+            .context("--base-port leaves no room for the admin ports; set --admin-base-port")?,
+    };
+    let count = u32::try_from(SERVICES.len()).unwrap_or(6);
+    for (flag, base) in [
+        ("--base-port", args.base_port),
+        ("--admin-base-port", admin_base_port),
+    ] {
+        if base == 0 || u32::from(base) + count - 1 > u32::from(u16::MAX) {
+            bail!("{flag} must leave room for {count} ports below 65536");
+        }
+    }
+    if u32::from(args.base_port).abs_diff(u32::from(admin_base_port)) < count {
+        bail!("--base-port and --admin-base-port ranges overlap");
     }
 
     std::fs::create_dir_all(&args.data_dir)
@@ -98,15 +126,20 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     };
     let mut running = Vec::new();
     for (i, name) in SERVICES.iter().enumerate() {
-        let port = args.base_port + u16::try_from(i).unwrap_or(0);
+        let offset = u16::try_from(i).unwrap_or(0);
+        let ports = Ports {
+            public: args.base_port + offset,
+            admin: admin_base_port + offset,
+            base: args.base_port,
+        };
         match spawn(
             &bin_dir,
             name,
             &args.host,
-            port,
+            ports,
             &data_dir,
             &secrets,
-            args.base_port,
+            &args.default_tier,
         ) {
             Ok(r) => running.push(r),
             Err(e) => {
@@ -132,8 +165,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         data_dir.display()
     );
     for r in &running {
-        println!("  {:<13} {}", r.name, r.url);
+        println!("  {:<13} {:<24} admin {}", r.name, r.url, r.admin_url);
     }
+    println!(
+        "new organisations get the {:?} tier; a first scan: {QUICKSTART}",
+        args.default_tier
+    );
     println!("all services ready; Ctrl-C stops them");
     println!();
 
@@ -246,20 +283,30 @@ fn jwt_secret(data_dir: &Path) -> anyhow::Result<String> {
     Ok(secret)
 }
 
+/// A service's public and admin ports, and the gateway's (the guards follow it).
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    public: u16,
+    admin: u16,
+    base: u16,
+}
+
 fn spawn(
     bin_dir: &Path,
     name: &'static str,
     host: &str,
-    port: u16,
+    ports: Ports,
     data_dir: &Path,
     secrets: &Secrets,
-    base_port: u16,
+    default_tier: &str,
 ) -> anyhow::Result<Running> {
     let mut cmd = Command::new(bin_dir.join(name));
     cmd.env("CG_STORAGE_MODE", "embedded")
         .env("CG_DATA_DIR", data_dir)
         .env("CG_HOST", host)
-        .env("CG_PORT", port.to_string())
+        .env("CG_PORT", ports.public.to_string())
+        .env("CG_ADMIN_PORT", ports.admin.to_string())
+        .env("DEFAULT_TIER", default_tier)
         .env("CG_INTERNAL_TOKEN", &secrets.internal_token)
         .env("JWT_SECRET", &secrets.jwt_secret)
         .env(
@@ -271,7 +318,7 @@ fn spawn(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     for (i, guard) in GuardKind::ALL.into_iter().enumerate() {
-        let guard_port = base_port + 1 + u16::try_from(i).unwrap_or(0);
+        let guard_port = ports.base + 1 + u16::try_from(i).unwrap_or(0);
         cmd.env(guard.url_variable(), format!("http://{host}:{guard_port}"));
     }
     let mut child = cmd.spawn().with_context(|| format!("starting {name}"))?;
@@ -283,7 +330,8 @@ fn spawn(
     }
     Ok(Running {
         name,
-        url: format!("http://{host}:{port}"),
+        url: format!("http://{host}:{}", ports.public),
+        admin_url: format!("http://{host}:{}", ports.admin),
         child,
     })
 }

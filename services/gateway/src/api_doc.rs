@@ -200,7 +200,7 @@ pub fn document(endpoints: &[Endpoint]) -> OpenApi {
         (
             HttpMethod::Get,
             "/health",
-            "Health of this replica and its dependencies",
+            "Health of this replica: a status word per dependency (details on the admin port)",
         ),
         (HttpMethod::Get, "/health/live", "Liveness"),
         (
@@ -208,7 +208,6 @@ pub fn document(endpoints: &[Endpoint]) -> OpenApi {
             "/health/ready",
             "Readiness (503 when a dependency is down)",
         ),
-        (HttpMethod::Get, "/metrics", "Prometheus metrics"),
     ];
     for (method, path, summary) in kit {
         let op = OperationBuilder::new()

@@ -8,6 +8,7 @@
 //! | `LOGIN_ATTEMPTS_PER_ACCOUNT` | 10 | login attempts per account per 15 minutes |
 //! | `LOGIN_ATTEMPTS_PER_IP` | 50 | login attempts per client address per 15 minutes |
 //! | `INVITATION_TTL_HOURS` | 72 | how long an invitation can be accepted |
+//! | `DEFAULT_TIER` | `free` | subscription tier of every new organisation (an active tier's name; start-up refuses an unknown one); `codeguardians up` sets `enterprise`, which includes every guard |
 //! | `CG_TRUST_PROXY_HEADERS` | false | take the client address from `X-Forwarded-For` (only behind a proxy that sets it) |
 //! | `TOKENGUARD_URL` … `HEALTHGUARD_URL` | `http://127.0.0.1:8001` … `:8005` | where each guard listens |
 //! | `CIRCUIT_BREAKER_FAILURES` | 5 | consecutive failures that open a guard's circuit |
@@ -33,6 +34,7 @@ const DEFAULT_LOGIN_ATTEMPTS_PER_ACCOUNT: u64 = 10;
 const DEFAULT_LOGIN_ATTEMPTS_PER_IP: u64 = 50;
 const DEFAULT_INVITATION_TTL_HOURS: u64 = 72;
 const MIN_JWT_SECRET_LEN: usize = 32;
+const DEFAULT_DEFAULT_TIER: &str = "free";
 
 /// Everything the gateway reads from the environment.
 #[derive(Debug, Clone)]
@@ -55,6 +57,8 @@ pub struct GatewaySettings {
     pub login_attempts_per_ip: Option<u64>,
     #[serde(default)]
     pub invitation_ttl_hours: Option<u64>,
+    #[serde(default)]
+    pub default_tier: Option<String>,
     #[serde(default)]
     pub cg_trust_proxy_headers: Option<bool>,
     #[serde(default)]
@@ -162,6 +166,15 @@ impl GatewaySettings {
                 .invitation_ttl_hours
                 .unwrap_or(DEFAULT_INVITATION_TTL_HOURS),
         )
+    }
+
+    /// The tier new organisations start on (`DEFAULT_TIER`).
+    pub fn default_tier(&self) -> &str {
+        self.default_tier
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .unwrap_or(DEFAULT_DEFAULT_TIER)
     }
 
     pub fn trust_proxy_headers(&self) -> bool {

@@ -119,6 +119,13 @@ impl OrgProfiles {
         Ok(profile)
     }
 
+    /// Forget every organisation (after a tier they may be on changed through this replica).
+    pub fn invalidate_all(&self) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate_all();
+        }
+    }
+
     /// Forget an organisation (after a change made through this replica).
     pub async fn invalidate(&self, org: Id) {
         if let Some(cache) = &self.cache {

@@ -5,9 +5,11 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use actix_web::web;
+use cg_service_kit::config::ConfigError;
 use cg_service_kit::health::HealthReport;
 use cg_service_kit::{Application, Readiness, ServiceSpec, StorageReadiness};
 use cg_storage::config::Needs;
+use cg_storage::models::SubscriptionTier;
 use futures::future::BoxFuture;
 
 use crate::config::Config;
@@ -33,11 +35,12 @@ const USAGE_FLUSH: Duration = Duration::from_secs(1);
 /// How often API-key `last_used_at` times are written.
 const LAST_USED_FLUSH: Duration = Duration::from_secs(30);
 
-/// Connect storage, start the background tasks and bind the listener (`CG_PORT=0` picks a free
-/// port).
+/// Connect storage, start the background tasks and bind the listeners (`CG_PORT=0` picks free
+/// ports); refuse to start when `DEFAULT_TIER` names no active tier.
 pub async fn build(config: Config) -> anyhow::Result<Application> {
     let cleanup_every = config.storage.session_cleanup_interval();
-    Application::build(&SPEC, &config.server, &config.storage, |storage, kit| {
+    let default_tier = config.gateway.default_tier().to_owned();
+    let app = Application::build(&SPEC, &config.server, &config.storage, |storage, kit| {
         let state = web::Data::new(AppState::new(storage, &config)?);
         kit.readiness = Arc::new(GatewayReadiness {
             storage: StorageReadiness {
@@ -100,7 +103,34 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
             routes::configure(cfg);
         })
     })
-    .await
+    .await?;
+    check_default_tier(app.storage(), &default_tier).await?;
+    Ok(app)
+}
+
+/// `DEFAULT_TIER` must name an active tier, or every registration would fail.
+async fn check_default_tier(storage: &cg_storage::Storage, name: &str) -> anyhow::Result<()> {
+    let db = storage.db()?;
+    let mut pooled = db.get().await?;
+    let conn = &mut pooled.conn();
+    match SubscriptionTier::find_by_name(conn, name).await {
+        Ok(tier) if tier.is_active => Ok(()),
+        Ok(_) => Err(ConfigError::err(format!(
+            "DEFAULT_TIER {name:?} is not active; activate it or name another"
+        ))),
+        Err(cg_storage::Error::NotFound) => {
+            let known = SubscriptionTier::list_active(conn).await?;
+            Err(ConfigError::err(format!(
+                "DEFAULT_TIER {name:?} names no tier; active tiers: {}",
+                known
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Storage readiness plus the guards' circuit breakers in `/health` (a guard being down does not

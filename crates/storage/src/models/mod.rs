@@ -31,7 +31,7 @@ pub use organization_members::{Member, NewMember, Role};
 pub use organizations::{NewOrganization, Organization, OrganizationUpdate};
 pub use poisonguard::{HealthSample, PoisonResult};
 pub use sessions::{Rotation, Session};
-pub use subscription_tiers::SubscriptionTier;
+pub use subscription_tiers::{SubscriptionTier, SubscriptionTierUpdate};
 pub use subscriptions::Subscription;
 pub use trustguard_audit_logs::TrustAudit;
 pub use usage::UsageRecord;

@@ -87,6 +87,18 @@ impl Organization {
         })?)
     }
 
+    /// By slug.
+    pub async fn find_by_slug(conn: &mut Conn<'_>, slug: &str) -> Result<Option<Self>> {
+        Ok(crate::with_conn!(conn, |c| {
+            organizations::table
+                .filter(organizations::slug.eq(slug))
+                .select(Self::as_select())
+                .first(c)
+                .await
+                .optional()
+        })?)
+    }
+
     /// Delete an organisation and everything it owns.
     pub async fn delete(conn: &mut Conn<'_>, id: Id) -> Result<bool> {
         let n = crate::with_conn!(conn, |c| {

@@ -1,4 +1,5 @@
-//! `subscription_tiers`: free, pro and enterprise, seeded by the first migration.
+//! `subscription_tiers`: free, pro and enterprise, seeded by the first migration; platform
+//! administrators create and edit others.
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -9,7 +10,9 @@ use crate::schema::subscription_tiers;
 use crate::sql_types::{Id, Timestamp};
 
 /// A tier: its limits and the guards it may use (`guards_allowed` is a JSON array of names).
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, serde::Serialize)]
+#[derive(
+    Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Identifiable, serde::Serialize,
+)]
 #[diesel(table_name = subscription_tiers)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
 pub struct SubscriptionTier {
@@ -27,7 +30,51 @@ pub struct SubscriptionTier {
     pub updated_at: Timestamp,
 }
 
+/// Fields a tier update may change (its name stays: subscriptions and configuration name it).
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = subscription_tiers)]
+pub struct SubscriptionTierUpdate {
+    pub display_name: Option<String>,
+    pub requests_per_minute: Option<i32>,
+    pub requests_per_month: Option<i64>,
+    pub monthly_budget_usd_micros: Option<i64>,
+    pub guards_allowed: Option<serde_json::Value>,
+    pub price_usd_cents_monthly: Option<i64>,
+    pub features: Option<serde_json::Value>,
+    pub is_active: Option<bool>,
+    pub updated_at: Option<Timestamp>,
+}
+
 impl SubscriptionTier {
+    /// Store a new tier; a taken name is [`Error::Conflict`](crate::Error::Conflict).
+    #[tracing::instrument(skip_all, fields(tier.name = %self.name))]
+    pub async fn insert(&self, conn: &mut Conn<'_>) -> Result<Self> {
+        Ok(crate::with_conn!(conn, |c| {
+            diesel::insert_into(subscription_tiers::table)
+                .values(self)
+                .returning(Self::as_returning())
+                .get_result(c)
+                .await
+        })?)
+    }
+
+    /// Apply `update` to the tier named `name`; [`Error::NotFound`](crate::Error::NotFound) when
+    /// there is none.
+    #[tracing::instrument(skip_all, fields(tier.name = name))]
+    pub async fn update(
+        conn: &mut Conn<'_>,
+        name: &str,
+        update: &SubscriptionTierUpdate,
+    ) -> Result<Self> {
+        Ok(crate::with_conn!(conn, |c| {
+            diesel::update(subscription_tiers::table.filter(subscription_tiers::name.eq(name)))
+                .set(update)
+                .returning(Self::as_returning())
+                .get_result(c)
+                .await
+        })?)
+    }
+
     /// Active tiers, cheapest limits first.
     pub async fn list_active(conn: &mut Conn<'_>) -> Result<Vec<Self>> {
         Ok(crate::with_conn!(conn, |c| {

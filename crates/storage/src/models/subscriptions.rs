@@ -12,6 +12,8 @@ use super::SubscriptionTier;
 
 /// Statuses that keep a subscription in force.
 pub const CURRENT_STATUSES: [&str; 3] = ["active", "trialing", "past_due"];
+/// Subscription periods are one calendar month long.
+const PERIOD_MONTHS: u32 = 1;
 
 /// A subscription row.
 #[derive(
@@ -33,6 +35,48 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// An active subscription of `organization_id` to `tier_id` whose first period starts `now`.
+    pub fn new_active(organization_id: Id, tier_id: Id, now: Timestamp) -> Self {
+        let end = now
+            .checked_add_months(chrono::Months::new(PERIOD_MONTHS))
+            .map_or(now, Timestamp::from);
+        Self {
+            id: Id::new(),
+            organization_id,
+            tier_id,
+            status: "active".into(),
+            current_period_start: now,
+            current_period_end: end,
+            cancel_at_period_end: false,
+            canceled_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Put an organisation on `tier_id`: its subscription in force moves to that tier, or, when
+    /// none is in force (cancelled, lapsed), a new active one starts. One transaction; returns
+    /// the subscription in force afterwards.
+    #[tracing::instrument(skip_all, fields(org.id = %organization_id))]
+    pub async fn set_tier(
+        conn: &mut Conn<'_>,
+        organization_id: Id,
+        tier_id: Id,
+        now: Timestamp,
+    ) -> Result<(Self, SubscriptionTier)> {
+        conn.transaction(async |tx: &mut Conn<'_>| {
+            if Self::change_tier(tx, organization_id, tier_id, now).await? == 0 {
+                Self::new_active(organization_id, tier_id, now)
+                    .insert(tx)
+                    .await?;
+            }
+            Self::current(tx, organization_id)
+                .await?
+                .ok_or(crate::Error::NotFound)
+        })
+        .await
+    }
+
     /// Store a new subscription.
     pub async fn insert(&self, conn: &mut Conn<'_>) -> Result<()> {
         crate::with_conn!(conn, |c| {

@@ -17,7 +17,7 @@ pub async fn spawn(storage: &StorageConfig, settings: Settings) -> TestApp {
     })
     .await
     .expect("build");
-    TestApp::spawn(app.port(), app.run_until_stopped())
+    TestApp::run(app)
 }
 
 pub async fn db(storage: &StorageConfig) -> Db {

@@ -33,7 +33,7 @@ pub async fn spawn(storage: &StorageConfig, settings: Settings) -> Replica {
     .await
     .expect("build");
     Replica {
-        app: TestApp::spawn(app.port(), app.run_until_stopped()),
+        app: TestApp::run(app),
         _dir: dir,
     }
 }

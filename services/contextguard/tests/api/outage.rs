@@ -72,7 +72,7 @@ async fn writes_during_a_redis_outage_are_written_back() {
     // This replica still reads what it wrote, before and during the outage.
     assert_eq!(get(&app, "/memory/during").await.1["value"]["n"], 2);
     assert_eq!(get(&app, "/memory/before").await.1["value"], 1);
-    let (status, health) = app.get_json("/health").await;
+    let (status, health) = app.get_admin_json("/health").await;
     assert_eq!(status, 200, "{health}");
     assert_eq!(health["status"], "degraded", "{health}");
     let dep = &health["dependencies"]["redis"];
@@ -83,7 +83,7 @@ async fn writes_during_a_redis_outage_are_written_back() {
     // Back, empty (nothing persisted): the journal is written back in order.
     redis.resume().await;
     wait_until_serving(&app).await;
-    let (_, health) = app.get_json("/health").await;
+    let (_, health) = app.get_admin_json("/health").await;
     assert_eq!(health["status"], "healthy", "{health}");
     assert_eq!(health["dependencies"]["redis"]["pending_writes"], 0);
     let cache = direct(&storage).await;

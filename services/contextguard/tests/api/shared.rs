@@ -38,6 +38,7 @@ async fn start_process(redis_url: &str, prefix: &str) -> Process {
         .env_clear()
         .env("CG_HOST", "127.0.0.1")
         .env("CG_PORT", port.to_string())
+        .env("CG_ADMIN_PORT", "0")
         .env("CG_INTERNAL_TOKEN", TEST_INTERNAL_TOKEN)
         .env("CG_WORKERS", "1")
         .env("CG_DATA_DIR", dir.path())

@@ -3,7 +3,9 @@
 mod email;
 mod names;
 mod password;
+mod tier;
 
 pub use email::Email;
 pub use names::{FullName, OrgName};
 pub use password::Password;
+pub use tier::{TierFields, TierName, ValidTierFields};

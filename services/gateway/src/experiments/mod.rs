@@ -12,6 +12,7 @@
 //! [`CHANGED_CHANNEL`].
 
 pub mod design;
+pub mod split;
 pub mod stats;
 
 use std::sync::Arc;

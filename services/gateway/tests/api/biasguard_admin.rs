@@ -29,7 +29,7 @@ async fn start(storage: &TestStorage) -> (Gateway, Storage) {
     .expect("build the gateway");
     let backends = app.storage().clone();
     let gw = Gateway {
-        app: TestApp::spawn(app.port(), app.run_until_stopped()),
+        app: TestApp::run(app),
     };
     (gw, backends)
 }

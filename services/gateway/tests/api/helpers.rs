@@ -46,7 +46,7 @@ pub async fn spawn(storage: StorageConfig, gateway: GatewaySettings) -> Gateway 
     .await
     .expect("build the gateway");
     Gateway {
-        app: TestApp::spawn(app.port(), app.run_until_stopped()),
+        app: TestApp::run(app),
     }
 }
 

@@ -14,6 +14,8 @@ pub struct Service {
     child: Option<Child>,
     pub gw: Gateway,
     pub port: u16,
+    /// The admin listener (`/metrics`, detailed `/health`).
+    pub admin_port: u16,
     binary: PathBuf,
     env: Vec<(String, String)>,
     dir: tempfile::TempDir,
@@ -58,13 +60,14 @@ impl Service {
     /// Start `binary` on a free port with the settings every service takes plus `env` (which
     /// wins), and wait until it is ready.
     pub async fn start(binary: PathBuf, env: &[(&str, String)]) -> Self {
-        let port = free_port();
+        let (port, admin_port) = (free_port(), free_port());
         let mut service = Self {
             child: None,
             gw: Gateway {
-                app: TestApp::spawn(port, std::future::pending()),
+                app: TestApp::spawn(port, std::future::pending()).with_admin(admin_port),
             },
             port,
+            admin_port,
             binary,
             env: env
                 .iter()
@@ -87,6 +90,7 @@ impl Service {
             .env_clear()
             .env("CG_HOST", "127.0.0.1")
             .env("CG_PORT", self.port.to_string())
+            .env("CG_ADMIN_PORT", self.admin_port.to_string())
             .env("CG_INTERNAL_TOKEN", TEST_INTERNAL_TOKEN)
             .env("CG_WORKERS", "2")
             .env("CG_DATA_DIR", self.dir.path())

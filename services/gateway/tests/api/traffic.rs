@@ -116,7 +116,7 @@ async fn a_limit_holds_exactly_across_three_replicas_and_survives_redis_going_aw
     let (status, health) = replicas[2].gw.app.get_json("/health/ready").await;
     assert_eq!(status, 200, "{health}");
     assert_eq!(health["degraded"], true, "{health}");
-    let (_, health) = replicas[2].gw.app.get_json("/health").await;
+    let (_, health) = replicas[2].gw.app.get_admin_json("/health").await;
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(health["rate_limiter"]["using"], "local", "{health}");
     assert!(health["usage_backlog"].as_u64() > Some(0), "{health}");

@@ -12,7 +12,7 @@ async fn serves_health_and_metrics_on_every_storage_mode() {
             tokenguard: Default::default(),
         };
         let app = startup::build(config).await.expect("build");
-        let app = TestApp::spawn(app.port(), app.run_until_stopped());
+        let app = TestApp::run(app);
         let expected: &[(&str, &str)] = if storage.label == "embedded" {
             &[("redis", "memory")]
         } else {

@@ -13,7 +13,7 @@ async fn spawn(settings: Settings) -> (TestApp, TestStorage) {
     })
     .await
     .expect("build");
-    (TestApp::spawn(app.port(), app.run_until_stopped()), storage)
+    (TestApp::run(app), storage)
 }
 
 async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {

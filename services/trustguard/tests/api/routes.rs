@@ -14,7 +14,7 @@ async fn spawn(storage: &StorageConfig, settings: Settings) -> TestApp {
     })
     .await
     .expect("build");
-    TestApp::spawn(app.port(), app.run_until_stopped())
+    TestApp::run(app)
 }
 
 async fn db(storage: &StorageConfig) -> Db {

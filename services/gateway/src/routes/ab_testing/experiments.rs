@@ -19,6 +19,7 @@ use crate::error::{GatewayError, Result};
 use crate::experiments::design::{
     Audience, MetricSpec, Variant, check_audience, check_confidence, check_metrics, check_variants,
 };
+use crate::experiments::split::{TrafficSplit, variants_of};
 use crate::state::AppState;
 
 const MAX_NAME_CHARS: usize = 100;
@@ -156,7 +157,13 @@ pub struct CreateExperiment {
     pub description: Option<String>,
     /// 2 to 10; the first is the control. `traffic_split` fractions add up to 1 (or
     /// percentages to 100); `overrides` may set `services`, `thresholds` and `guard_options`.
-    pub variants: Vec<Variant>,
+    /// Required unless the `traffic_split` shorthand is given instead.
+    #[serde(default)]
+    pub variants: Option<Vec<Variant>>,
+    /// Shorthand for `variants`: `{"control": 50, "treatment": 50}`, one variant per key (a key
+    /// named `control` is the control; otherwise the first).
+    #[serde(default)]
+    pub traffic_split: Option<TrafficSplit>,
     /// A name (a mean) or `{name, type: conversion|mean}`.
     pub primary_metric: MetricSpec,
     #[serde(default)]
@@ -181,7 +188,9 @@ pub async fn create(
     let body = body.into_inner();
     let name = parse_name(&body.name)?;
     let description = parse_description(body.description.as_deref().unwrap_or_default())?;
-    let variants = check_variants(body.variants)?;
+    let variants = variants_of(body.variants, body.traffic_split)?
+        .ok_or_else(|| GatewayError::Invalid("variants (or traffic_split) is required".into()))?;
+    let variants = check_variants(variants)?;
     check_plan(&profile, &variants)?;
     let (primary, secondary) = check_metrics(body.primary_metric, body.secondary_metrics)?;
     let audience = check_audience(body.audience.unwrap_or_default())?;
@@ -243,6 +252,9 @@ pub struct UpdateExperiment {
     /// Drafts only.
     #[serde(default)]
     pub variants: Option<Vec<Variant>>,
+    /// Drafts only: the shorthand for `variants` (see creation).
+    #[serde(default)]
+    pub traffic_split: Option<TrafficSplit>,
     #[serde(default)]
     pub primary_metric: Option<MetricSpec>,
     #[serde(default)]
@@ -273,7 +285,9 @@ pub async fn update(
         .as_deref()
         .map(parse_description)
         .transpose()?;
-    let variants = body.variants.map(check_variants).transpose()?;
+    let variants = variants_of(body.variants, body.traffic_split)?
+        .map(check_variants)
+        .transpose()?;
     if let Some(variants) = &variants {
         check_plan(&profile, variants)?;
     }

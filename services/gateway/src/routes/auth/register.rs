@@ -45,7 +45,7 @@ pub async fn register(
             let user = NewUser::new(email.as_str(), &hash, full_name.as_str())
                 .insert(tx)
                 .await?;
-            create_organization(tx, &org_name, user.id).await?;
+            create_organization(tx, &org_name, user.id, state.settings.default_tier()).await?;
             Ok::<_, cg_storage::Error>(user)
         })
         .await

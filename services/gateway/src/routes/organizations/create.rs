@@ -26,7 +26,9 @@ pub async fn create(
     let mut pooled = state.db.get().await?;
     let org = pooled
         .conn()
-        .transaction(async |tx: &mut Conn<'_>| create_organization(tx, &name, caller.user_id).await)
+        .transaction(async |tx: &mut Conn<'_>| {
+            create_organization(tx, &name, caller.user_id, state.settings.default_tier()).await
+        })
         .await?;
     state.memberships.changed(caller.user_id).await;
     Ok(HttpResponse::Created().json(OrganizationView::new(&org, "owner")))

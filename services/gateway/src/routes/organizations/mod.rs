@@ -5,6 +5,7 @@ mod create;
 mod current;
 mod invitations;
 mod members;
+mod set_tier;
 
 use crate::api_doc::{Access, Endpoint, body};
 use actix_web::web;
@@ -119,5 +120,14 @@ pub fn endpoints() -> Vec<Endpoint> {
         )
         .access(Access::User)
         .body(body::<invitations::Accept>()),
+        Endpoint::new(
+            HttpMethod::Put,
+            "/api/v1/organizations/{id}/subscription",
+            || web::put().to(set_tier::set_tier),
+            TAG,
+            "Put an organisation on a tier (platform admin)",
+        )
+        .access(Access::User)
+        .body(body::<set_tier::SetTier>()),
     ]
 }

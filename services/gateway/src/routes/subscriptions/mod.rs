@@ -1,11 +1,14 @@
-//! `/api/v1/subscriptions`: tiers, the organisation's subscription, its history, cancel and
-//! reactivate (`/usage` is in [`super::usage`]).
+//! `/api/v1/subscriptions`: tiers (created and edited by platform admins), the organisation's
+//! subscription, its history, cancel and reactivate (`/usage` is in [`super::usage`]).
+
+mod create_tier;
+mod update_tier;
 
 use actix_web::{HttpResponse, web};
 use cg_storage::models::{Role, Subscription, SubscriptionTier};
 use cg_storage::sql_types::Timestamp;
 
-use crate::api_doc::Endpoint;
+use crate::api_doc::{Access, Endpoint, body};
 use crate::auth::Caller;
 use crate::error::{GatewayError, Result};
 use crate::state::AppState;
@@ -23,6 +26,25 @@ pub fn endpoints() -> Vec<Endpoint> {
             TAG,
             "Subscription tiers",
         ),
+        Endpoint::new(
+            HttpMethod::Post,
+            "/api/v1/subscriptions/tiers",
+            || web::post().to(create_tier::create),
+            TAG,
+            "Create a tier (platform admin)",
+        )
+        .access(Access::User)
+        .body(body::<crate::domain::TierFields>())
+        .ok(201),
+        Endpoint::new(
+            HttpMethod::Patch,
+            "/api/v1/subscriptions/tiers/{name}",
+            || web::patch().to(update_tier::update),
+            TAG,
+            "Change a tier's limits, guards, budget, price, features or availability (platform admin)",
+        )
+        .access(Access::User)
+        .body(body::<crate::domain::TierFields>()),
         Endpoint::new(
             HttpMethod::Get,
             "/api/v1/subscriptions/current",
@@ -54,7 +76,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-fn tier_view(t: &SubscriptionTier) -> serde_json::Value {
+pub(crate) fn tier_view(t: &SubscriptionTier) -> serde_json::Value {
     serde_json::json!({
         "name": t.name,
         "display_name": t.display_name,
@@ -67,7 +89,7 @@ fn tier_view(t: &SubscriptionTier) -> serde_json::Value {
     })
 }
 
-fn subscription_view(s: &Subscription, t: &SubscriptionTier) -> serde_json::Value {
+pub(crate) fn subscription_view(s: &Subscription, t: &SubscriptionTier) -> serde_json::Value {
     serde_json::json!({
         "id": s.id,
         "status": s.status,
