@@ -80,6 +80,21 @@ impl<'a> NewUser<'a> {
 }
 
 impl User {
+    /// Make an account a platform administrator (`is_superuser`), or no longer one; returns
+    /// whether an account has that address.
+    pub async fn set_superuser(conn: &mut Conn<'_>, email: &str, superuser: bool) -> Result<bool> {
+        let n = crate::with_conn!(conn, |c| {
+            diesel::update(users::table.filter(users::email.eq(email)))
+                .set((
+                    users::is_superuser.eq(superuser),
+                    users::updated_at.eq(Timestamp::now()),
+                ))
+                .execute(c)
+                .await
+        })?;
+        Ok(n == 1)
+    }
+
     /// By id; [`Error::NotFound`](crate::Error::NotFound) when absent.
     pub async fn find(conn: &mut Conn<'_>, id: Id) -> Result<Self> {
         Ok(crate::with_conn!(conn, |c| {

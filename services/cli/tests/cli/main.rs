@@ -1,5 +1,6 @@
 //! The `codeguardians` command end to end: `up` brings all six services to ready on embedded
-//! storage and stops them on Ctrl-C; `migrate` applies and checks migrations.
+//! storage and stops them on Ctrl-C; `migrate` applies and checks migrations; `org set-tier`
+//! moves an organisation to another tier; `probe` is the container health check.
 
 #![expect(
     clippy::expect_used,
@@ -7,4 +8,6 @@
 )]
 
 mod migrate;
+mod org;
+mod probe;
 mod up;

@@ -577,3 +577,60 @@ async fn a_variant_changes_how_its_users_requests_are_routed() {
         "{after}"
     );
 }
+
+/// The older body `{"traffic_split": {"control": 50, "treatment": 50}}` names the variants by its
+/// keys (the control first); giving it with `variants` is refused and creates nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_traffic_split_shorthand_names_the_variants() {
+    let storage = TestStorage::embedded();
+    let gw = spawn(storage.config.clone(), settings()).await;
+    let owner = gw.sign_up("split@example.com").await;
+    let admin = Auth::Bearer(access(&owner));
+    let org = org_id(&gw, admin).await;
+    set_tier(&storage.config, &org, "pro").await;
+
+    let shorthand = json!({
+        "name": "older clients",
+        "traffic_split": {"treatment": 25, "control": 75},
+        "primary_metric": "latency_ms",
+    });
+    let mut both = shorthand.clone();
+    both["variants"] = experiment("x")["variants"].clone();
+    let (status, e) = gw.post(EXPERIMENTS, admin, both).await;
+    assert_eq!(status, 422, "{e}");
+    let mut neither = shorthand.clone();
+    neither.as_object_mut().unwrap().remove("traffic_split");
+    let (status, e) = gw.post(EXPERIMENTS, admin, neither).await;
+    assert_eq!(status, 422, "{e}");
+    let mut bad = shorthand.clone();
+    bad["traffic_split"] = json!({"control": 50, "treatment": 60});
+    assert_eq!(gw.post(EXPERIMENTS, admin, bad).await.0, 422);
+    assert_eq!(total(&gw, admin).await, 0);
+
+    let (status, created) = gw.post(EXPERIMENTS, admin, shorthand).await;
+    assert_eq!(status, 201, "{created}");
+    let variants: Vec<(&str, f64)> = created["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap(),
+                v["traffic_split"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(variants, [("control", 0.75), ("treatment", 0.25)]);
+
+    // A draft's variants may be replaced the same way.
+    let id = created["id"].as_str().unwrap();
+    let (status, updated) = gw
+        .patch(
+            &format!("{EXPERIMENTS}/{id}"),
+            admin,
+            json!({"traffic_split": {"control": 50, "a": 25, "b": 25}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["variants"].as_array().unwrap().len(), 3);
+}

@@ -132,6 +132,11 @@ impl Gateway {
         .0
     }
 
+    pub async fn patch(&self, path: &str, auth: Auth<'_>, body: Value) -> (u16, Value) {
+        self.send(self.request(Method::PATCH, path, auth).json(&body))
+            .await
+    }
+
     pub async fn put(&self, path: &str, auth: Auth<'_>, body: Value) -> (u16, Value) {
         self.send(self.request(Method::PUT, path, auth).json(&body))
             .await
@@ -177,10 +182,8 @@ pub fn refresh(tokens: &Value) -> &str {
     tokens["refresh_token"].as_str().expect("refresh_token")
 }
 
-/// Move an organisation to another tier (what billing would do), straight in the database.
-pub async fn set_tier(storage: &StorageConfig, organization_id: &str, tier: &str) {
-    use cg_storage::models::{Subscription, SubscriptionTier};
-    use cg_storage::sql_types::Timestamp;
+/// The database a test gateway uses, opened directly.
+pub async fn database(storage: &StorageConfig) -> cg_storage::Db {
     let target = storage
         .resolve(cg_storage::Needs {
             database: true,
@@ -190,7 +193,24 @@ pub async fn set_tier(storage: &StorageConfig, organization_id: &str, tier: &str
         .expect("storage config")
         .database
         .expect("a database");
-    let db = cg_storage::Db::connect(&target).await.expect("connect");
+    cg_storage::Db::connect(&target).await.expect("connect")
+}
+
+/// Make the account of `email` a platform administrator, straight in the database.
+pub async fn make_superuser(storage: &StorageConfig, email: &str) {
+    let db = database(storage).await;
+    let mut pooled = db.get().await.expect("connection");
+    let found = cg_storage::models::User::set_superuser(&mut pooled.conn(), email, true)
+        .await
+        .expect("set is_superuser");
+    assert!(found, "no account {email}");
+}
+
+/// Move an organisation to another tier (what billing would do), straight in the database.
+pub async fn set_tier(storage: &StorageConfig, organization_id: &str, tier: &str) {
+    use cg_storage::models::{Subscription, SubscriptionTier};
+    use cg_storage::sql_types::Timestamp;
+    let db = database(storage).await;
     let mut pooled = db.get().await.expect("connection");
     let conn = &mut pooled.conn();
     let tier = SubscriptionTier::find_by_name(conn, tier)

@@ -20,4 +20,5 @@ mod processes;
 mod real_guards;
 mod sessions;
 mod startup;
+mod tiers;
 mod traffic;
