@@ -214,6 +214,8 @@ impl ServiceServer {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let admin_handle = self.admin.handle();
         let admin = tokio::spawn(self.admin);
+        // Also when this future is dropped unfinished (a test aborting its app).
+        let _stop_admin = StopOnDrop(admin_handle.clone());
         let result = self.server.await;
         admin_handle.stop(false).await;
         let admin_result = admin
@@ -233,6 +235,16 @@ impl ServiceServer {
             }
         }
         result.and(admin_result)
+    }
+}
+
+/// Stops a server when dropped.
+struct StopOnDrop(ServerHandle);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        // The stop command is sent at once; nothing needs to wait for it here.
+        drop(self.0.stop(false));
     }
 }
 

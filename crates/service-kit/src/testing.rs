@@ -73,8 +73,12 @@ impl TestApp {
     }
 
     async fn get(&self, path: &str) -> reqwest::Response {
+        self.get_from(&self.address, path).await
+    }
+
+    async fn get_from(&self, base: &str, path: &str) -> reqwest::Response {
         self.client
-            .get(format!("{}{path}", self.address))
+            .get(format!("{base}{path}"))
             .send()
             .await
             .expect("request")
@@ -88,48 +92,22 @@ impl TestApp {
 
     /// `GET path` on the admin listener → status and JSON body (`Null` when not JSON).
     pub async fn get_admin_json(&self, path: &str) -> (u16, Value) {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.admin()))
-            .send()
-            .await
-            .expect("request");
-        (
-            resp.status().as_u16(),
-            resp.json().await.unwrap_or(Value::Null),
-        )
+        json_of(self.get_from(self.admin(), path).await).await
     }
 
     /// `GET path` on the admin listener → status and text body.
     pub async fn get_admin_text(&self, path: &str) -> (u16, String) {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.admin()))
-            .send()
-            .await
-            .expect("request");
-        (
-            resp.status().as_u16(),
-            resp.text().await.unwrap_or_default(),
-        )
+        text_of(self.get_from(self.admin(), path).await).await
     }
 
     /// `GET path` → status and JSON body (`Null` when the body is not JSON).
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
-        let resp = self.get(path).await;
-        (
-            resp.status().as_u16(),
-            resp.json().await.unwrap_or(Value::Null),
-        )
+        json_of(self.get(path).await).await
     }
 
     /// `GET path` → status and text body.
     pub async fn get_text(&self, path: &str) -> (u16, String) {
-        let resp = self.get(path).await;
-        (
-            resp.status().as_u16(),
-            resp.text().await.unwrap_or_default(),
-        )
+        text_of(self.get(path).await).await
     }
 
     /// The checks every service passes: the public `/health` reports `service` healthy in the
@@ -222,4 +200,18 @@ impl TestApp {
             );
         }
     }
+}
+
+async fn json_of(resp: reqwest::Response) -> (u16, Value) {
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn text_of(resp: reqwest::Response) -> (u16, String) {
+    (
+        resp.status().as_u16(),
+        resp.text().await.unwrap_or_default(),
+    )
 }

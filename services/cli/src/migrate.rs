@@ -70,7 +70,8 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn database(config: &StorageConfig) -> anyhow::Result<DatabaseTarget> {
+/// The database the storage variables name (`DATABASE_URL`, `POSTGRES_*`).
+pub fn database(config: &StorageConfig) -> anyhow::Result<DatabaseTarget> {
     config
         .resolve(DATABASE_ONLY)?
         .database

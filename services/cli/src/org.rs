@@ -5,8 +5,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use cg_storage::config::Needs;
+use anyhow::bail;
 use cg_storage::models::{Organization, Subscription, SubscriptionTier};
 use cg_storage::sql_types::{Id, Timestamp};
 use cg_storage::{Db, StorageConfig};
@@ -35,15 +34,7 @@ pub async fn run(args: OrgArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn set_tier(org: &str, tier: &str) -> anyhow::Result<ExitCode> {
-    let config = StorageConfig::from_env()?;
-    let target = config
-        .resolve(Needs {
-            database: true,
-            cache: false,
-            blobs: false,
-        })?
-        .database
-        .context("no database configured")?;
+    let target = crate::migrate::database(&StorageConfig::from_env()?)?;
     let db = Db::connect(&target).await?;
     let mut pooled = db.get().await?;
     let conn = &mut pooled.conn();

@@ -57,7 +57,7 @@ async fn post(
     if let Some((header, value)) = auth {
         req = req.header(header, value);
     }
-    let resp = req.send().await.unwrap();
+    let resp = req.send().await.expect("request");
     (
         resp.status().as_u16(),
         resp.json().await.unwrap_or_default(),

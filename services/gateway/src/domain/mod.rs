@@ -8,4 +8,4 @@ mod tier;
 pub use email::Email;
 pub use names::{FullName, OrgName};
 pub use password::Password;
-pub use tier::{TierFields, TierName, ValidTierFields};
+pub use tier::{TierFields, TierName};

@@ -2,6 +2,7 @@
 //! always has a usable name, positive limits, known guards and an object of features.
 
 use cg_guard_api::GuardKind;
+use cg_storage::models::SubscriptionTierUpdate;
 use serde::Deserialize;
 
 use crate::error::GatewayError;
@@ -67,19 +68,6 @@ pub struct TierFields {
     pub is_active: Option<bool>,
 }
 
-/// [`TierFields`] checked and converted to what is stored.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ValidTierFields {
-    pub display_name: Option<String>,
-    pub requests_per_minute: Option<i32>,
-    pub requests_per_month: Option<i64>,
-    pub monthly_budget_usd_micros: Option<i64>,
-    pub guards_allowed: Option<serde_json::Value>,
-    pub price_usd_cents_monthly: Option<i64>,
-    pub features: Option<serde_json::Value>,
-    pub is_active: Option<bool>,
-}
-
 fn usd(value: f64, field: &str, scale: f64) -> Result<i64, GatewayError> {
     if !value.is_finite() || !(0.0..=MAX_USD).contains(&value) {
         return Err(GatewayError::Invalid(format!(
@@ -94,8 +82,8 @@ fn usd(value: f64, field: &str, scale: f64) -> Result<i64, GatewayError> {
 }
 
 impl TierFields {
-    /// Check every field that is present.
-    pub fn validate(&self) -> Result<ValidTierFields, GatewayError> {
+    /// Check every field that is present (not `name`), converted to what is stored.
+    pub fn validate(&self) -> Result<SubscriptionTierUpdate, GatewayError> {
         let display_name = match &self.display_name {
             Some(name) => Some(crate::domain::OrgName::parse(name).map_err(|_| {
                 GatewayError::Invalid(
@@ -127,7 +115,7 @@ impl TierFields {
                 "features must be an object of flags".into(),
             ));
         }
-        Ok(ValidTierFields {
+        Ok(SubscriptionTierUpdate {
             display_name: display_name.map(|n| n.as_str().to_owned()),
             requests_per_minute,
             requests_per_month: self.requests_per_month,
@@ -142,6 +130,7 @@ impl TierFields {
                 .transpose()?,
             features: self.features.clone(),
             is_active: self.is_active,
+            updated_at: None,
         })
     }
 }

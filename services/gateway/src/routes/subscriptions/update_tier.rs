@@ -2,7 +2,7 @@
 //! budget, price, features or whether it is offered.
 
 use actix_web::{HttpResponse, web};
-use cg_storage::models::{SubscriptionTier, SubscriptionTierUpdate};
+use cg_storage::models::SubscriptionTier;
 use cg_storage::sql_types::Timestamp;
 
 use super::tier_view;
@@ -28,23 +28,13 @@ pub async fn update(
             "a tier's name cannot change (create another tier instead)".into(),
         ));
     }
-    let valid = body.validate()?;
-    if valid.is_active == Some(false) && name == state.settings.default_tier() {
+    let mut update = body.validate()?;
+    if update.is_active == Some(false) && name == state.settings.default_tier() {
         return Err(GatewayError::Conflict(format!(
             "{name} is the tier of new organisations (DEFAULT_TIER); name another before deactivating it"
         )));
     }
-    let update = SubscriptionTierUpdate {
-        display_name: valid.display_name,
-        requests_per_minute: valid.requests_per_minute,
-        requests_per_month: valid.requests_per_month,
-        monthly_budget_usd_micros: valid.monthly_budget_usd_micros,
-        guards_allowed: valid.guards_allowed,
-        price_usd_cents_monthly: valid.price_usd_cents_monthly,
-        features: valid.features,
-        is_active: valid.is_active,
-        updated_at: Some(Timestamp::now()),
-    };
+    update.updated_at = Some(Timestamp::now());
     let mut pooled = state.db.get().await?;
     let tier = SubscriptionTier::update(&mut pooled.conn(), &name, &update)
         .await
