@@ -62,14 +62,7 @@ async fn results_written_while_postgres_is_down_are_replayed_exactly_once() {
     // Long enough for health samples to be taken (and kept) while the database is away.
     tokio::time::sleep(Duration::from_millis(600)).await;
     // Still ready (the outbox serves in the database's place), reported degraded.
-    let health = app
-        .client
-        .get(format!("{}/health", app.address))
-        .send()
-        .await
-        .unwrap();
-    let health_status = health.status().as_u16();
-    let health: Value = health.json().await.unwrap();
+    let (health_status, health) = app.get_admin_json("/health").await;
     assert_eq!(health_status, 200, "{health}");
     assert_eq!(health["status"], "degraded", "{health}");
     assert!(health["outbox_depth"].as_i64() >= Some(2), "{health}");
