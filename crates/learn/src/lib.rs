@@ -1,6 +1,9 @@
 //! cg-learn: the learned model TrustGuard's grounding and ContextGuard's drift share, a logistic
 //! regression over a handful of dense features, standardised, fitted by full-batch gradient
-//! descent (deterministic: same data, same model).
+//! descent (deterministic: same data, same model); and [`sparse`], the same model over sparse
+//! (word) features fitted by Adam.
+
+pub mod sparse;
 
 use serde::{Deserialize, Serialize};
 

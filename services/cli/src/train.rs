@@ -7,14 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use cg_trustguard::analysis::grounding::{FEATURE_NAMES, measure};
-use cg_trustguard::analysis::model::{Logistic, ModelFile, Task, is_held_out};
+use cg_trustguard::analysis::grounding::FEATURE_NAMES;
+use cg_trustguard::analysis::model::{ModelFile, Task, is_held_out};
+use cg_trustguard::analysis::training::{Row, fit_task};
 
 use crate::eval::grounding_rows;
-
-/// L2 penalty and iterations of the logistic fit.
-const L2: f64 = 1e-3;
-const ITERATIONS: usize = 3000;
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -28,6 +25,13 @@ pub struct TrainArgs {
     /// default services/contextguard/model).
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+/// The pair number of a HaluEval row id ("halueval-qa-123-right" → 123).
+fn pair_number(id: &str) -> Option<u64> {
+    id.rsplit_once('-')
+        .and_then(|(pair, _)| pair.rsplit_once('-'))
+        .and_then(|(_, n)| n.parse().ok())
 }
 
 pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
@@ -46,26 +50,35 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             .data
             .join(format!("halueval_{}_dev.jsonl", task.name()));
         let rows = grounding_rows(&path)?;
-        let (xs, ys): (Vec<Vec<f64>>, Vec<bool>) = rows
+        let training: Vec<Row<'_>> = rows
             .iter()
             .filter(|r| !is_held_out(&r.id))
-            .map(|r| {
-                (
-                    measure(&r.answer, &r.context, &r.question)
-                        .vector()
-                        .to_vec(),
-                    r.label == 1,
-                )
+            .filter_map(|r| {
+                Some(Row {
+                    pair: pair_number(&r.id)?,
+                    answer: &r.answer,
+                    context: &r.context,
+                    question: &r.question,
+                    hallucinated: r.label == 1,
+                })
             })
-            .unzip();
-        if xs.is_empty() {
+            .collect();
+        if training.is_empty() {
             bail!("no training rows in {}", path.display());
         }
-        println!("{}: {} training rows", task.name(), xs.len());
-        models.insert(task, Logistic::fit(&xs, &ys, L2, ITERATIONS));
+        let model = fit_task(&training);
+        println!(
+            "{}: {} training rows, {} word features, L2 {} (cross-validated AUROC {:.4})",
+            task.name(),
+            training.len(),
+            model.lexical.len(),
+            model.l2,
+            model.cv_auroc
+        );
+        models.insert(task, model);
     }
     let file = ModelFile {
-        version: 1,
+        version: 2,
         features: FEATURE_NAMES.iter().map(|s| (*s).to_owned()).collect(),
         held_out: "HaluEval pairs whose number is divisible by 4".into(),
         models,
@@ -155,6 +168,8 @@ fn train_instruction_model(args: &TrainArgs) -> anyhow::Result<ExitCode> {
 const DRIFT_L2: f64 = 1e-3;
 const DRIFT_ITERATIONS: usize = 3000;
 const DRIFT_DECAY: f64 = 0.7;
+/// Turns after a drift labelled as drift in training: the candidates cross-validation picks from.
+const DRIFT_CONFIRMING: [usize; 2] = [0, 1];
 
 /// ContextGuard's lexicon and drift model. The lexicon (word rarity and LSA word vectors) is fitted
 /// on the HaluEval summarisation articles that no drift conversation quotes, plus the QA
@@ -164,7 +179,9 @@ const DRIFT_DECAY: f64 = 0.7;
 fn train_drift_model(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     use cg_contextguard::analysis::lexicon::{FitSettings, Lexicon};
     use cg_contextguard::analysis::model::is_held_out;
-    use cg_contextguard::analysis::training::{Conversation, fit, unquoted};
+    use cg_contextguard::analysis::training::{
+        Conversation, DriftFit, cross_validate, fit, unquoted,
+    };
 
     let root = if args.data.ends_with("grounding") {
         args.data.parent().map(PathBuf::from).unwrap_or_default()
@@ -241,7 +258,30 @@ fn train_drift_model(args: &TrainArgs) -> anyhow::Result<ExitCode> {
             root.join("drift").display()
         );
     }
-    let (mut model, tuned) = fit(&training, &lexicon, DRIFT_DECAY, DRIFT_L2, DRIFT_ITERATIONS);
+    // How many turns after a drift count as drift in training: chosen by cross-validated F1 on
+    // the training conversations.
+    let mut best: Option<(DriftFit, f64)> = None;
+    for confirming in DRIFT_CONFIRMING {
+        let how = DriftFit {
+            decay: DRIFT_DECAY,
+            l2: DRIFT_L2,
+            iterations: DRIFT_ITERATIONS,
+            confirming,
+        };
+        let cv = cross_validate(&training, &lexicon, &how);
+        println!(
+            "contextguard: {confirming} confirming turn(s), cross-validated on the training conversations: precision {:.3} recall {:.3} F1 {:.3} FPR {:.3} exact turn {:.3}",
+            cv.precision, cv.recall, cv.f1, cv.false_positive_rate, cv.exact_turn
+        );
+        if best.is_none_or(|(_, f1)| cv.f1 > f1) {
+            best = Some((how, cv.f1));
+        }
+    }
+    let Some((how, _)) = best else {
+        bail!("no drift settings to try");
+    };
+    let (mut model, tuned) = fit(&training, &lexicon, &how);
+    model.confirming_turns = how.confirming;
     model.provenance = format!(
         "Fitted by `codeguardians train contextguard` on the {} drift conversations of drift/conversations_dev.jsonl whose id ends in an even number (odd ones held out); threshold tuned on them for conversation F1 plus exact-turn rate",
         training.len()

@@ -11,7 +11,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{LazyLock, OnceLock};
 
-use cg_learn::sigmoid;
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 
@@ -104,67 +103,7 @@ impl ModelFile {
     }
 }
 
-/// A logistic regression fitted by full-batch Adam on sparse rows.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Fit {
-    pub weights: Vec<f64>,
-    pub intercept: f64,
-}
-
-/// One training example: sparse features (index, value), a 0/1 target and a weight. Pairwise
-/// constraints enter as the difference of two rows with target 1, with no intercept.
-#[derive(Debug, Clone)]
-pub struct Example {
-    pub x: Vec<(usize, f64)>,
-    pub y: f64,
-    pub weight: f64,
-    pub use_intercept: bool,
-}
-
-/// Minimise Σ weight·log-loss + l2/2·‖w‖² (the intercept is not penalised).
-pub fn fit(examples: &[Example], dims: usize, l2: f64, iterations: usize) -> Fit {
-    let (b1, b2, eps, rate) = (0.9, 0.999, 1e-8, 0.05);
-    let mut w = vec![0.0; dims];
-    let mut bias = 0.0;
-    let (mut m, mut v) = (vec![0.0; dims + 1], vec![0.0; dims + 1]);
-    let mut grad = vec![0.0; dims + 1];
-    let total: f64 = examples.iter().map(|e| e.weight).sum::<f64>().max(1e-12);
-    for step in 1..=iterations {
-        grad.iter_mut().for_each(|g| *g = 0.0);
-        for e in examples {
-            let z = e.x.iter().map(|(i, x)| w[*i] * x).sum::<f64>()
-                + if e.use_intercept { bias } else { 0.0 };
-            let d = (sigmoid(z) - e.y) * e.weight;
-            for (i, x) in &e.x {
-                grad[*i] += d * x;
-            }
-            if e.use_intercept {
-                grad[dims] += d;
-            }
-        }
-        for (i, g) in grad.iter_mut().enumerate().take(dims) {
-            *g = (*g + l2 * w[i]) / total;
-        }
-        grad[dims] /= total;
-        let t = f64::from(u32::try_from(step).unwrap_or(u32::MAX));
-        for i in 0..=dims {
-            m[i] = b1 * m[i] + (1.0 - b1) * grad[i];
-            v[i] = b2 * v[i] + (1.0 - b2) * grad[i] * grad[i];
-            let mh = m[i] / (1.0 - b1.powf(t));
-            let vh = v[i] / (1.0 - b2.powf(t));
-            let delta = rate * mh / (vh.sqrt() + eps);
-            if i == dims {
-                bias -= delta;
-            } else {
-                w[i] -= delta;
-            }
-        }
-    }
-    Fit {
-        weights: w,
-        intercept: bias,
-    }
-}
+pub use cg_learn::sparse::{Example, Fit, fit};
 
 #[cfg(test)]
 mod tests {
@@ -184,18 +123,5 @@ mod tests {
         assert!(MODEL.version >= 1);
         assert!(MODEL.weights.len() > 100);
         assert!(MODEL.threshold.is_finite());
-    }
-
-    #[test]
-    fn fit_separates_a_separable_problem() {
-        let ex = |i: usize, y: f64| Example {
-            x: vec![(i, 1.0)],
-            y,
-            weight: 1.0,
-            use_intercept: true,
-        };
-        let data = [ex(0, 1.0), ex(0, 1.0), ex(1, 0.0), ex(1, 0.0)];
-        let f = fit(&data, 2, 0.1, 500);
-        assert!(f.weights[0] > 1.0 && f.weights[1] < -1.0, "{f:?}");
     }
 }

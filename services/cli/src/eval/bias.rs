@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Split;
+use super::baseline::score_disjoint;
 use super::metrics::{auroc, binary, pairwise};
 use super::tfidf::Baseline;
 
@@ -136,20 +137,42 @@ fn score(text: &str) -> (f64, bool) {
     (a.bias_score, a.bias_detected)
 }
 
-pub fn evaluate(data: &Data, split: Split) -> Value {
-    match data {
-        Data::Reddit(rows) => evaluate_reddit(rows, split),
-        Data::Crows(rows) => evaluate_crows(rows, split),
+/// Measure `data`; the baseline is trained on `train`'s rows when given (of the same format),
+/// else on the file's tuning rows, never on a scored row (see [`super::baseline`]).
+pub fn evaluate(data: &Data, split: Split, train: Option<&Data>) -> anyhow::Result<Value> {
+    match (data, train) {
+        (Data::Reddit(rows), None) => Ok(evaluate_reddit(rows, split, None)),
+        (Data::Reddit(rows), Some(Data::Reddit(pool))) => {
+            Ok(evaluate_reddit(rows, split, Some(pool)))
+        }
+        (Data::Crows(rows), None) => Ok(evaluate_crows(rows, split, None)),
+        (Data::Crows(rows), Some(Data::Crows(pool))) => Ok(evaluate_crows(rows, split, Some(pool))),
+        _ => bail!("--train must hold rows of the same format as the scored file"),
     }
 }
 
-fn evaluate_reddit(all: &[RedditRow], split: Split) -> Value {
-    let training: Vec<&RedditRow> = all.iter().filter(|r| !is_held_out(&r.id)).collect();
-    let baseline = Baseline::train(
-        &training.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(),
-        &training.iter().map(|r| r.label == 1).collect::<Vec<_>>(),
-    );
+/// The baseline's training pool: `--train`'s rows, or the tuning rows of the scored file.
+fn pool<'a, R>(all: &'a [R], train: Option<&'a [R]>, id: impl Fn(&R) -> &str) -> Vec<&'a R> {
+    match train {
+        Some(rows) => rows.iter().collect(),
+        None => all.iter().filter(|r| !is_held_out(id(r))).collect(),
+    }
+}
+
+fn evaluate_reddit(all: &[RedditRow], split: Split, train: Option<&[RedditRow]>) -> Value {
     let rows: Vec<&RedditRow> = all.iter().filter(|r| chosen(&r.id, split)).collect();
+    let fitted = score_disjoint(
+        &pool(all, train, |r| r.id.as_str()),
+        &rows,
+        |r| r.id.as_str(),
+        |training| {
+            Baseline::train(
+                &training.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(),
+                &training.iter().map(|r| r.label == 1).collect::<Vec<_>>(),
+            )
+        },
+        |b, r| b.probability(&r.text),
+    );
     let started = Instant::now();
     let results: Vec<(f64, bool)> = rows.iter().map(|r| score(&r.text)).collect();
     let seconds = started.elapsed().as_secs_f64().max(1e-9);
@@ -160,7 +183,6 @@ fn evaluate_reddit(all: &[RedditRow], split: Split) -> Value {
         .map(|r| if r.1 { 1.0 } else { 0.0 })
         .collect();
     let scores: Vec<f64> = results.iter().map(|r| r.0).collect();
-    let baseline_p: Vec<f64> = rows.iter().map(|r| baseline.probability(&r.text)).collect();
     let mut groups: BTreeMap<&str, (Vec<f64>, Vec<bool>)> = BTreeMap::new();
     for ((r, d), l) in rows.iter().zip(&detected).zip(&labels) {
         let g = groups.entry(r.group.as_str()).or_default();
@@ -188,38 +210,37 @@ fn evaluate_reddit(all: &[RedditRow], split: Split) -> Value {
         "detected": binary(&detected, &labels, 0.5),
         "auroc": auroc(&scores, &labels),
         "per_group": per_group,
-        "baseline": {
-            "method": "TF-IDF words + logistic regression (C = 1), trained on this file's rows that are not held out, probability ≥ 0.5",
-            "detected": binary(&baseline_p, &labels, 0.5),
-            "auroc": auroc(&baseline_p, &labels),
-        },
+        "baseline": fitted.map(|(p, fitting)| json!({
+            "method": "TF-IDF words + logistic regression (C = 1), probability ≥ 0.5",
+            "training": fitting.describe(),
+            "detected": binary(&p, &labels, 0.5),
+            "auroc": auroc(&p, &labels),
+        })),
     })
 }
 
-fn evaluate_crows(all: &[CrowsRow], split: Split) -> Value {
-    let training: Vec<&CrowsRow> = all.iter().filter(|r| !is_held_out(&r.id)).collect();
-    let texts: Vec<&str> = training
-        .iter()
-        .flat_map(|r| [r.sent_more.as_str(), r.sent_less.as_str()])
-        .collect();
-    let labels: Vec<bool> = training.iter().flat_map(|_| [true, false]).collect();
-    let baseline = Baseline::train(&texts, &labels);
+fn evaluate_crows(all: &[CrowsRow], split: Split, train: Option<&[CrowsRow]>) -> Value {
     let rows: Vec<&CrowsRow> = all.iter().filter(|r| chosen(&r.id, split)).collect();
+    let fitted = score_disjoint(
+        &pool(all, train, |r| r.id.as_str()),
+        &rows,
+        |r| r.id.as_str(),
+        |training| {
+            let texts: Vec<&str> = training
+                .iter()
+                .flat_map(|r| [r.sent_more.as_str(), r.sent_less.as_str()])
+                .collect();
+            let labels: Vec<bool> = training.iter().flat_map(|_| [true, false]).collect();
+            Baseline::train(&texts, &labels)
+        },
+        |b, r| (b.probability(&r.sent_more), b.probability(&r.sent_less)),
+    );
     let started = Instant::now();
     let scored: Vec<(f64, f64)> = rows
         .iter()
         .map(|r| (score(&r.sent_more).0, score(&r.sent_less).0))
         .collect();
     let seconds = started.elapsed().as_secs_f64().max(1e-9);
-    let baseline_scored: Vec<(f64, f64)> = rows
-        .iter()
-        .map(|r| {
-            (
-                baseline.probability(&r.sent_more),
-                baseline.probability(&r.sent_less),
-            )
-        })
-        .collect();
     let bytes: usize = rows
         .iter()
         .map(|r| r.sent_more.len() + r.sent_less.len())
@@ -256,10 +277,11 @@ fn evaluate_crows(all: &[CrowsRow], split: Split) -> Value {
         "pairwise_accuracy_ties_lost": strict(&scored),
         "ties": scored.iter().filter(|(a, b)| a == b).count(),
         "per_type": per_type,
-        "baseline": {
-            "method": "TF-IDF words + logistic regression (C = 1) trained on the sentences of this file's pairs that are not held out (more stereotyping = 1)",
-            "pairwise_accuracy": pairwise(&baseline_scored),
-        },
+        "baseline": fitted.map(|(p, fitting)| json!({
+            "method": "TF-IDF words + logistic regression (C = 1) trained on the sentences of pairs (more stereotyping = 1)",
+            "training": fitting.describe(),
+            "pairwise_accuracy": pairwise(&p),
+        })),
     })
 }
 
@@ -277,7 +299,8 @@ pub fn print(report: &Value, fmt: fn(&Value) -> String) {
         );
         let b = &report["baseline"]["detected"];
         println!(
-            "  baseline (TF-IDF + LR, same rows): precision {} recall {} F1 {} balanced accuracy {} FPR {}  | AUROC {}",
+            "  baseline (TF-IDF + LR, {}): precision {} recall {} F1 {} balanced accuracy {} FPR {}  | AUROC {}",
+            report["baseline"]["training"].as_str().unwrap_or("none"),
             fmt(&b["precision"]),
             fmt(&b["recall"]),
             fmt(&b["f1"]),
@@ -307,7 +330,8 @@ pub fn print(report: &Value, fmt: fn(&Value) -> String) {
             fmt(&report["pairwise_accuracy_ties_lost"]),
         );
         println!(
-            "  baseline (TF-IDF + LR, same pairs): pairwise accuracy {}",
+            "  baseline (TF-IDF + LR, {}): pairwise accuracy {}",
+            report["baseline"]["training"].as_str().unwrap_or("none"),
             fmt(&report["baseline"]["pairwise_accuracy"])
         );
         if let Some(types) = report["per_type"].as_object() {

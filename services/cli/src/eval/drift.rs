@@ -14,12 +14,13 @@ use std::time::Instant;
 
 use anyhow::Context;
 use cg_contextguard::analysis::model::is_held_out;
-use cg_contextguard::analysis::training::{choose_threshold, outcome};
+use cg_contextguard::analysis::training::choose_threshold;
 use cg_contextguard::analysis::{DriftSettings, Topic};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Split;
+use super::baseline::score_disjoint;
 use super::metrics::{auroc, binary};
 
 #[derive(Debug, Deserialize)]
@@ -100,36 +101,58 @@ fn jaccard_scores(turns: &[String]) -> Vec<f64> {
         .collect()
 }
 
-/// The baseline's threshold, tuned on the training conversations only by the same rule as the
-/// model's (conversation F1 plus exact-turn rate), and its figures on `rows`.
-fn baseline(all: &[Conversation], rows: &[&Conversation]) -> Value {
-    let train = chosen(all, Split::Train);
-    let train_scores: Vec<Vec<f64>> = train.iter().map(|c| jaccard_scores(&c.turns)).collect();
-    let train_at: Vec<Option<usize>> = train.iter().map(|c| c.drift_at).collect();
-    let threshold = choose_threshold(&train_scores, &train_at).threshold;
-    let scores: Vec<Vec<f64>> = rows.iter().map(|c| jaccard_scores(&c.turns)).collect();
+/// The baseline's threshold, tuned by the same rule as the model's (conversation F1 plus
+/// exact-turn rate) on conversations it never scores: `train`'s, or the file's tuning ones (see
+/// [`super::baseline`]); and its figures on `rows`.
+fn baseline(all: &[Conversation], rows: &[&Conversation], train: Option<&[Conversation]>) -> Value {
+    let pool: Vec<&Conversation> = match train {
+        Some(t) => t.iter().collect(),
+        None => chosen(all, Split::Train),
+    };
+    let fitted = score_disjoint(
+        &pool,
+        rows,
+        |c| c.id.as_str(),
+        |training| {
+            let scores: Vec<Vec<f64>> = training.iter().map(|c| jaccard_scores(&c.turns)).collect();
+            let at: Vec<Option<usize>> = training.iter().map(|c| c.drift_at).collect();
+            choose_threshold(&scores, &at).threshold
+        },
+        |threshold, c| {
+            let s = jaccard_scores(&c.turns);
+            let max = s.iter().copied().fold(0.0, f64::max);
+            (max, s.iter().position(|x| *x >= *threshold), *threshold)
+        },
+    );
+    let Some((scored, fitting)) = fitted else {
+        return Value::Null;
+    };
     let drift_at: Vec<Option<usize>> = rows.iter().map(|c| c.drift_at).collect();
     let labels: Vec<bool> = drift_at.iter().map(Option::is_some).collect();
-    let max: Vec<f64> = scores
+    let max: Vec<f64> = scored.iter().map(|s| s.0).collect();
+    let first: Vec<Option<usize>> = scored.iter().map(|s| s.1).collect();
+    let flagged: Vec<f64> = first
         .iter()
-        .map(|s| s.iter().copied().fold(0.0, f64::max))
+        .map(|f| if f.is_some() { 1.0 } else { 0.0 })
         .collect();
-    let first: Vec<Option<usize>> = scores
-        .iter()
-        .map(|s| s.iter().position(|x| *x >= threshold))
-        .collect();
-    let o = outcome(&scores, &drift_at, threshold);
+    let thresholds: Vec<f64> = scored.iter().map(|s| s.2).collect();
+    let mean_threshold = thresholds.iter().sum::<f64>() / thresholds.len().max(1) as f64;
     json!({
-        "method": "1 - Jaccard(words of the turn, words of all earlier turns), threshold tuned on the training conversations",
-        "threshold": threshold,
-        "conversation": binary(&max, &labels, threshold),
+        "method": "1 - Jaccard(words of the turn, words of all earlier turns), threshold tuned on conversations it does not score",
+        "training": fitting.describe(),
+        "threshold": mean_threshold,
+        "conversation": binary(&flagged, &labels, 0.5),
         "auroc": auroc(&max, &labels),
         "exact_turn": placement(&first, &drift_at),
-        "f1": o.f1,
     })
 }
 
-pub fn evaluate(all: &[Conversation], split: Split) -> Value {
+/// Measure `all`'s conversations of `split`; the baseline is tuned on `train` when given.
+pub fn evaluate(
+    all: &[Conversation],
+    split: Split,
+    train: Option<&[Conversation]>,
+) -> anyhow::Result<Value> {
     let rows = chosen(all, split);
     let settings = DriftSettings::default();
     let started = Instant::now();
@@ -157,7 +180,7 @@ pub fn evaluate(all: &[Conversation], split: Split) -> Value {
     let drift_at: Vec<Option<usize>> = rows.iter().map(|c| c.drift_at).collect();
     // A conversation is flagged when any turn is, i.e. when its highest score reaches the
     // threshold (a turn with nothing to compare scores 0 and the threshold is above 0).
-    json!({
+    Ok(json!({
         "guard": "contextguard",
         "format": "drift",
         "split": split.name(),
@@ -170,8 +193,8 @@ pub fn evaluate(all: &[Conversation], split: Split) -> Value {
         "rows_per_second": rows.len() as f64 / elapsed,
         "turns_per_second": turns as f64 / elapsed,
         "mb_per_second": bytes as f64 / 1e6 / elapsed,
-        "baseline": baseline(all, &rows),
-    })
+        "baseline": baseline(all, &rows, train),
+    }))
 }
 
 /// The drift part of the printed report.
@@ -200,6 +223,9 @@ pub fn print(report: &Value, fmt: impl Fn(&Value) -> String) {
     );
     line("model", report);
     line("baseline", &report["baseline"]);
+    if let Some(t) = report["baseline"]["training"].as_str() {
+        println!("  baseline {t}");
+    }
 }
 
 #[cfg(test)]
@@ -256,14 +282,22 @@ mod tests {
                 Some(2),
             ),
             conversation("drift-1-2", &football, None),
+            conversation("drift-1-4", &football, None),
         ];
-        let r = evaluate(&rows, Split::Heldout);
+        let r = evaluate(&rows, Split::Heldout, None).unwrap();
         assert_eq!(r["rows"], 2);
         assert_eq!(r["turns"], 6);
         assert_eq!(r["format"], "drift");
         assert_eq!(r["conversation"]["true_negatives"], 1, "{r}");
         assert!(r["auroc"].is_number(), "{r}");
         assert!(r["baseline"]["threshold"].is_number(), "{r}");
-        assert_eq!(evaluate(&rows, Split::All)["rows"], 3);
+        let all = evaluate(&rows, Split::All, None).unwrap();
+        assert_eq!(all["rows"], 4);
+        assert!(
+            all["baseline"]["training"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("cross-fitted")),
+            "{all}"
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! batches through HealthGuard, `drift` conversations through ContextGuard, `bias` (RedditBias,
 //! CrowS-Pairs) through BiasGuard.
 
+mod baseline;
 mod bias;
 mod drift;
 mod grounding;
@@ -36,6 +37,12 @@ pub struct EvalArgs {
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Train the same-run baseline (biasguard, contextguard) on this file's rows instead of the
+    /// scored file's tuning rows. Scored rows are never used to train it: they are left out of
+    /// this file too, and without `--train`, `--split train` and `--split all` cross-fit the
+    /// baseline (each of five folds scored by a baseline trained without it).
+    #[arg(long)]
+    train: Option<PathBuf>,
 }
 
 /// Which rows to measure.
@@ -75,6 +82,9 @@ pub async fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             token: std::env::var("CG_INTERNAL_TOKEN").context("--url needs CG_INTERNAL_TOKEN")?,
         },
     };
+    if args.train.is_some() && !matches!(args.guard.as_str(), "biasguard" | "contextguard") {
+        bail!("--train is for the learned baselines of biasguard and contextguard");
+    }
     let report = match args.guard.as_str() {
         "trustguard" => {
             let rows = grounding::load(&args.file)?;
@@ -90,13 +100,15 @@ pub async fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             if args.url.is_some() {
                 bail!("--url is not supported for contextguard yet; run it in process");
             }
-            drift::evaluate(&drift::load(&args.file)?, args.split)
+            let pool = args.train.as_deref().map(drift::load).transpose()?;
+            drift::evaluate(&drift::load(&args.file)?, args.split, pool.as_deref())?
         }
         "biasguard" => {
             if args.url.is_some() {
                 bail!("--url is not supported for biasguard yet; run it in process");
             }
-            bias::evaluate(&bias::load(&args.file)?, args.split)
+            let pool = args.train.as_deref().map(bias::load).transpose()?;
+            bias::evaluate(&bias::load(&args.file)?, args.split, pool.as_ref())?
         }
         other => bail!(
             "no evaluation for {other:?} yet; available: trustguard (grounding), healthguard (poison), contextguard (drift), biasguard (bias)"

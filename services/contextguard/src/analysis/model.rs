@@ -42,6 +42,9 @@ pub struct DriftModel {
     /// Where the training data came from and what was left out.
     #[serde(default)]
     pub provenance: String,
+    /// Turns after a drift that were labelled as drift in training (chosen by cross-validation).
+    #[serde(default)]
+    pub confirming_turns: usize,
 }
 
 impl DriftModel {
@@ -72,6 +75,7 @@ impl DriftModel {
             threshold: 0.5,
             decay: 0.7,
             provenance: String::new(),
+            confirming_turns: 0,
         }
     }
 
@@ -97,6 +101,7 @@ impl DriftModel {
             threshold: 0.5,
             decay: 0.7,
             provenance: "fallback".into(),
+            confirming_turns: 0,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod detectors;
 pub mod grounding;
 pub mod model;
 pub mod tokens;
+pub mod training;
 
 use std::collections::BTreeMap;
 
@@ -33,7 +34,8 @@ pub struct GroundingReport {
     pub unsupported_words: usize,
     pub supported_pair_ratio: f64,
     pub longest_quoted_run: usize,
-    /// The three figures that pushed the risk up most, with their push on the log-odds.
+    /// The figures and answer words that pushed the risk up most ([`MAIN_FACTORS`] of them), with
+    /// their push on the log-odds.
     pub main_factors: Vec<(String, f64)>,
     pub unsupported: Vec<grounding::Unsupported>,
 }
@@ -54,6 +56,9 @@ pub struct Validation {
     pub grounding: Option<GroundingReport>,
     pub recommendations: Vec<String>,
 }
+
+/// How many of the largest pushes on the grounding risk are reported.
+pub const MAIN_FACTORS: usize = 5;
 
 /// A source-free detector: how much it may add to the risk (grounding counts fully), and what to
 /// advise when it fires.
@@ -106,14 +111,22 @@ fn grounding_report(input: &Input<'_>, context: &str) -> GroundingReport {
     let x = g.vector();
     let (risk, main_factors) = match model::shipped(task) {
         Some(m) => {
+            let scored = m.score(&x, &model::lexical_features(input.content));
+            let round = |c: f64| (c * 1000.0).round() / 1000.0;
             let mut pushes: Vec<(String, f64)> = grounding::FEATURE_NAMES
                 .iter()
-                .zip(m.contributions(&x))
-                .map(|(n, c)| ((*n).to_owned(), (c * 1000.0).round() / 1000.0))
+                .zip(&scored.figures)
+                .map(|(n, c)| ((*n).to_owned(), round(*c)))
+                .chain(
+                    scored
+                        .words
+                        .iter()
+                        .map(|(f, c)| (model::describe_lexical(f), round(*c))),
+                )
                 .collect();
-            pushes.sort_by(|a, b| b.1.total_cmp(&a.1));
-            pushes.truncate(3);
-            (m.predict(&x), pushes)
+            pushes.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            pushes.truncate(MAIN_FACTORS);
+            (scored.probability, pushes)
         }
         // Without a model, the share of unsupported content words is the risk.
         None => (g.unsupported_ratio(), Vec::new()),

@@ -1,15 +1,21 @@
-//! The grounding model: logistic regression over [`grounding::FEATURE_NAMES`], one per kind of
-//! text (question answering, dialogue, summarisation), with standardised inputs. Trained by
-//! `codeguardians train trustguard` on the rows of the HaluEval dev files not held out for
+//! The grounding model, one per kind of text (question answering, dialogue, summarisation): a
+//! logistic regression over the standardised figures of [`grounding::FEATURE_NAMES`] plus the
+//! answer's own words and word pairs ([`lexical_features`]), each with a readable name and
+//! weight, so every risk is the sum of named contributions. Trained by `codeguardians train
+//! trustguard` ([`super::training`]) on the rows of the HaluEval dev files not held out for
 //! evaluation (pairs whose number is divisible by 4 are held out), and shipped as
 //! `model/grounding.json`, compiled into the binary.
+//!
+//! [`grounding::FEATURE_NAMES`]: super::grounding::FEATURE_NAMES
 
-use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{LazyLock, OnceLock};
 
+use cg_learn::sigmoid;
 use serde::{Deserialize, Serialize};
 
 use super::grounding::FEATURE_NAMES;
+use super::tokens::words;
 
 /// What kind of text is being checked; picks the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -67,13 +73,109 @@ pub fn is_held_out(id: &str) -> bool {
 
 pub use cg_learn::Logistic;
 
+/// Words of an answer longer than this are not read for lexical features.
+const MAX_LEXICAL_WORDS: usize = 2000;
+
+/// The answer's distinct words (`w:word`) and adjacent word pairs (`b:word word`), lower-cased:
+/// the lexical features. How an answer is worded says something the figures cannot (invented
+/// answers in the training data tend to elaborate: "also", "in addition", "actually", full
+/// sentences where a span would do).
+pub fn lexical_features(answer: &str) -> BTreeSet<String> {
+    let w: Vec<String> = words(answer)
+        .into_iter()
+        .take(MAX_LEXICAL_WORDS)
+        .map(|w| w.lower)
+        .collect();
+    let mut out: BTreeSet<String> = w.iter().map(|x| format!("w:{x}")).collect();
+    out.extend(w.windows(2).map(|p| format!("b:{} {}", p[0], p[1])));
+    out
+}
+
+/// A readable name for a lexical feature.
+pub fn describe_lexical(feature: &str) -> String {
+    if let Some(w) = feature.strip_prefix("w:") {
+        format!("the word \"{w}\"")
+    } else if let Some(b) = feature.strip_prefix("b:") {
+        format!("the words \"{b}\"")
+    } else {
+        feature.to_owned()
+    }
+}
+
+/// One kind of text's model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskModel {
+    /// Standardisation, weights of the figures and the intercept.
+    #[serde(flatten)]
+    pub dense: Logistic,
+    /// Weights of the lexical features the training rows had often enough; absent ones weigh 0.
+    pub lexical: BTreeMap<String, f64>,
+    /// The L2 penalty, chosen by cross-validation.
+    pub l2: f64,
+    /// The cross-validated AUROC on the training rows at that penalty.
+    pub cv_auroc: f64,
+    #[serde(skip)]
+    lookup: OnceLock<HashMap<String, f64>>,
+}
+
+impl PartialEq for TaskModel {
+    fn eq(&self, other: &Self) -> bool {
+        self.dense == other.dense
+            && self.lexical == other.lexical
+            && self.l2 == other.l2
+            && self.cv_auroc == other.cv_auroc
+    }
+}
+
+/// A model's verdict on one answer: the probability and every push on the log-odds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub probability: f64,
+    /// Each figure's push (in [`FEATURE_NAMES`] order).
+    pub figures: Vec<f64>,
+    /// Each lexical feature of the answer that has a weight, with its push.
+    pub words: Vec<(String, f64)>,
+}
+
+impl TaskModel {
+    pub fn new(dense: Logistic, lexical: BTreeMap<String, f64>, l2: f64, cv_auroc: f64) -> Self {
+        Self {
+            dense,
+            lexical,
+            l2,
+            cv_auroc,
+            lookup: OnceLock::new(),
+        }
+    }
+
+    /// Score the figures `x` and the answer's lexical features.
+    pub fn score(&self, x: &[f64], lexical: &BTreeSet<String>) -> Scored {
+        let lookup = self
+            .lookup
+            .get_or_init(|| self.lexical.iter().map(|(k, v)| (k.clone(), *v)).collect());
+        let figures = self.dense.contributions(x);
+        let words: Vec<(String, f64)> = lexical
+            .iter()
+            .filter_map(|f| lookup.get(f).map(|w| (f.clone(), *w)))
+            .collect();
+        let z = self.dense.bias
+            + figures.iter().sum::<f64>()
+            + words.iter().map(|(_, w)| w).sum::<f64>();
+        Scored {
+            probability: sigmoid(z),
+            figures,
+            words,
+        }
+    }
+}
+
 /// The shipped file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelFile {
     pub version: u32,
     pub features: Vec<String>,
     pub held_out: String,
-    pub models: BTreeMap<Task, Logistic>,
+    pub models: BTreeMap<Task, TaskModel>,
 }
 
 static SHIPPED: LazyLock<Option<ModelFile>> = LazyLock::new(|| {
@@ -84,7 +186,7 @@ static SHIPPED: LazyLock<Option<ModelFile>> = LazyLock::new(|| {
 
 /// The model for `task` from the shipped file (`None` only if the file is malformed, which the
 /// tests rule out).
-pub fn shipped(task: Task) -> Option<&'static Logistic> {
+pub fn shipped(task: Task) -> Option<&'static TaskModel> {
     SHIPPED.as_ref().and_then(|m| m.models.get(&task))
 }
 
@@ -96,8 +198,31 @@ mod tests {
     fn the_shipped_model_loads_for_every_task() {
         for task in Task::ALL {
             let m = shipped(task).unwrap_or_else(|| panic!("no shipped model for {}", task.name()));
-            assert_eq!(m.weights.len(), FEATURE_NAMES.len());
+            assert_eq!(m.dense.weights.len(), FEATURE_NAMES.len());
+            assert!(!m.lexical.is_empty());
         }
+    }
+
+    #[test]
+    fn lexical_features_are_distinct_words_and_pairs() {
+        let f = lexical_features("Yes, he also won it. Also!");
+        let expected = [
+            "b:also won",
+            "b:he also",
+            "b:it also",
+            "b:won it",
+            "b:yes he",
+            "w:also",
+            "w:he",
+            "w:it",
+            "w:won",
+            "w:yes",
+        ];
+        assert_eq!(f.iter().map(String::as_str).collect::<Vec<_>>(), expected);
+        assert_eq!(
+            describe_lexical("b:in addition"),
+            "the words \"in addition\""
+        );
     }
 
     #[test]
