@@ -210,6 +210,13 @@ fn evaluate_reddit(all: &[RedditRow], split: Split, train: Option<&[RedditRow]>)
         "detected": binary(&detected, &labels, 0.5),
         "auroc": auroc(&scores, &labels),
         "per_group": per_group,
+        // The rows BiasGuard got wrong, for error analysis.
+        "errors": rows
+            .iter()
+            .zip(&results)
+            .filter(|(r, (_, detected))| (r.label == 1) != *detected)
+            .map(|(r, (score, _))| json!({"id": r.id, "group": r.group, "label": r.label, "bias_score": score}))
+            .collect::<Vec<_>>(),
         "baseline": fitted.map(|(p, fitting)| json!({
             "method": "TF-IDF words + logistic regression (C = 1), probability ≥ 0.5",
             "training": fitting.describe(),

@@ -190,11 +190,22 @@ pub fn evaluate(
         "conversation": binary(&max_scores, &labels, settings.threshold),
         "auroc": auroc(&max_scores, &labels),
         "exact_turn": placement(&first_flagged, &drift_at),
+        "errors": errors(&rows, &max_scores, &first_flagged),
         "rows_per_second": rows.len() as f64 / elapsed,
         "turns_per_second": turns as f64 / elapsed,
         "mb_per_second": bytes as f64 / 1e6 / elapsed,
         "baseline": baseline(all, &rows, train),
     }))
+}
+
+/// The conversations the model got wrong (missed or falsely flagged), for error analysis (in the
+/// `--json` report): id, `drift_at`, the first flagged turn and the highest turn score.
+fn errors(rows: &[&Conversation], max: &[f64], first: &[Option<usize>]) -> Value {
+    rows.iter()
+        .zip(max.iter().zip(first))
+        .filter(|(c, (_, f))| c.drift_at.is_some() != f.is_some())
+        .map(|(c, (m, f))| json!({"id": c.id, "drift_at": c.drift_at, "first_flagged": f, "max_score": m}))
+        .collect()
 }
 
 /// The drift part of the printed report.

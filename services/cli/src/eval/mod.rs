@@ -34,7 +34,8 @@ pub struct EvalArgs {
     /// Evaluate a running guard at this URL instead of in process (needs CG_INTERNAL_TOKEN).
     #[arg(long)]
     url: Option<String>,
-    /// Also write the figures as JSON to this file.
+    /// Also write the figures as JSON to this file (for biasguard and contextguard with the rows
+    /// the guard got wrong, under `errors`).
     #[arg(long)]
     json: Option<PathBuf>,
     /// Train the same-run baseline (biasguard, contextguard) on this file's rows instead of the
