@@ -95,8 +95,8 @@ mod tests {
 
     /// A "model" that remembers the ids it was trained on, so the test can see what each row's
     /// baseline saw.
-    fn trained_on<'a>(rows: &[&'a (String, u8)]) -> Vec<&'a str> {
-        rows.iter().map(|r| r.0.as_str()).collect()
+    fn trained_on(rows: &[&(String, u8)]) -> Vec<String> {
+        rows.iter().map(|r| r.0.clone()).collect()
     }
 
     fn rows(ids: &[&str]) -> Vec<(String, u8)> {
@@ -135,7 +135,7 @@ mod tests {
         assert_eq!(fitting, Fitting::CrossFitted { folds: FOLDS });
         assert_eq!(seen.len(), all.len());
         for (row, training) in &seen {
-            assert!(!training.contains(&row.as_str()), "{row} in {training:?}");
+            assert!(!training.contains(row), "{row} in {training:?}");
             // Everything outside its fold is still used.
             assert!(training.len() >= all.len() - all.len().div_ceil(FOLDS));
         }
@@ -144,7 +144,7 @@ mod tests {
     #[test]
     fn an_empty_pool_gives_no_baseline() {
         let scored = rows(&["x"]);
-        let none = score_disjoint::<(String, u8), Vec<&str>, usize>(
+        let none = score_disjoint::<(String, u8), Vec<String>, usize>(
             &[],
             &scored.iter().collect::<Vec<_>>(),
             |r| r.0.as_str(),

@@ -1,6 +1,6 @@
 //! Conversation drift: each session keeps a running [`Topic`] (decayed, IDF-weighted term vector
 //! plus a dense "meaning" vector from the [`super::lexicon`], and the last few turns). A new turn
-//! is scored against the topic *before* it is absorbed: twelve similarity measures
+//! is scored against the topic *before* it is absorbed: sixteen similarity measures
 //! ([`Features`]) go through the logistic [`super::model`], whose probability is the
 //! `drift_score`. The first turn never drifts (there is nothing to drift from), nor does a turn
 //! without content words.

@@ -1,4 +1,4 @@
-//! The drift model: a logistic regression over the twelve similarity measures of
+//! The drift model: a logistic regression over the sixteen similarity measures of
 //! [`super::drift::Features`] (standardised), giving the probability that a turn starts a new
 //! topic. Small enough to read: each weight says how much one measure pushes towards "drift".
 //!

@@ -111,7 +111,7 @@ fn grounding_report(input: &Input<'_>, context: &str) -> GroundingReport {
     let x = g.vector();
     let (risk, main_factors) = match model::shipped(task) {
         Some(m) => {
-            let scored = m.score(&x, &model::lexical_features(input.content));
+            let scored = m.score(&x, input.content);
             let round = |c: f64| (c * 1000.0).round() / 1000.0;
             let mut pushes: Vec<(String, f64)> = grounding::FEATURE_NAMES
                 .iter()

@@ -8,10 +8,12 @@
 //!
 //! [`grounding::FEATURE_NAMES`]: super::grounding::FEATURE_NAMES
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
 use std::sync::{LazyLock, OnceLock};
 
 use cg_learn::sigmoid;
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use serde::{Deserialize, Serialize};
 
 use super::grounding::FEATURE_NAMES;
@@ -91,6 +93,26 @@ pub fn lexical_features(answer: &str) -> BTreeSet<String> {
     out
 }
 
+/// The lookup key of a lexical feature: a unigram (`b` empty) or a word pair, hashed, so scoring
+/// builds no string per word.
+fn lexical_key(pair: bool, a: &str, b: &str) -> u64 {
+    let mut h = FxHasher::default();
+    pair.hash(&mut h);
+    a.hash(&mut h);
+    b.hash(&mut h);
+    h.finish()
+}
+
+/// The key of a feature name (`w:word`, `b:word word`).
+fn key_of_name(name: &str) -> Option<u64> {
+    if let Some(w) = name.strip_prefix("w:") {
+        Some(lexical_key(false, w, ""))
+    } else {
+        let (a, b) = name.strip_prefix("b:")?.split_once(' ')?;
+        Some(lexical_key(true, a, b))
+    }
+}
+
 /// A readable name for a lexical feature.
 pub fn describe_lexical(feature: &str) -> String {
     if let Some(w) = feature.strip_prefix("w:") {
@@ -114,8 +136,9 @@ pub struct TaskModel {
     pub l2: f64,
     /// The cross-validated AUROC on the training rows at that penalty.
     pub cv_auroc: f64,
+    /// The lexical weights by [`lexical_key`], with their names, built on first use.
     #[serde(skip)]
-    lookup: OnceLock<HashMap<String, f64>>,
+    lookup: OnceLock<FxHashMap<u64, (String, f64)>>,
 }
 
 impl PartialEq for TaskModel {
@@ -148,23 +171,40 @@ impl TaskModel {
         }
     }
 
-    /// Score the figures `x` and the answer's lexical features.
-    pub fn score(&self, x: &[f64], lexical: &BTreeSet<String>) -> Scored {
-        let lookup = self
-            .lookup
-            .get_or_init(|| self.lexical.iter().map(|(k, v)| (k.clone(), *v)).collect());
+    /// Score the figures `x` and the lexical features of `answer` (the same features as
+    /// [`lexical_features`], looked up without building their names).
+    pub fn score(&self, x: &[f64], answer: &str) -> Scored {
         let figures = self.dense.contributions(x);
-        let words: Vec<(String, f64)> = lexical
-            .iter()
-            .filter_map(|f| lookup.get(f).map(|w| (f.clone(), *w)))
-            .collect();
-        let z = self.dense.bias
-            + figures.iter().sum::<f64>()
-            + words.iter().map(|(_, w)| w).sum::<f64>();
+        let mut z = self.dense.bias + figures.iter().sum::<f64>();
+        let mut words_found = Vec::new();
+        if !self.lexical.is_empty() {
+            let lookup = self.lookup.get_or_init(|| {
+                self.lexical
+                    .iter()
+                    .filter_map(|(k, v)| key_of_name(k).map(|key| (key, (k.clone(), *v))))
+                    .collect()
+            });
+            let lower: Vec<String> = words(answer)
+                .into_iter()
+                .take(MAX_LEXICAL_WORDS)
+                .map(|w| w.lower)
+                .collect();
+            let mut seen: FxHashSet<u64> = FxHashSet::default();
+            let unigrams = lower.iter().map(|w| lexical_key(false, w, ""));
+            let pairs = lower.windows(2).map(|p| lexical_key(true, &p[0], &p[1]));
+            for key in unigrams.chain(pairs) {
+                if let Some((name, w)) = lookup.get(&key)
+                    && seen.insert(key)
+                {
+                    z += w;
+                    words_found.push((name.clone(), *w));
+                }
+            }
+        }
         Scored {
             probability: sigmoid(z),
             figures,
-            words,
+            words: words_found,
         }
     }
 }
@@ -223,6 +263,22 @@ mod tests {
             describe_lexical("b:in addition"),
             "the words \"in addition\""
         );
+    }
+
+    #[test]
+    fn scoring_finds_the_same_words_as_the_feature_list() {
+        let m = shipped(Task::Dialogue).unwrap();
+        let answer = "Actually, Snoop Dogg wasn't in Turbo. But you should check out Green Lantern, a great movie.";
+        let scored = m.score(&[0.0; FEATURE_NAMES.len()], answer);
+        let mut found: Vec<&str> = scored.words.iter().map(|(n, _)| n.as_str()).collect();
+        found.sort_unstable();
+        let expected: Vec<&str> = lexical_features(answer)
+            .into_iter()
+            .filter(|f| m.lexical.contains_key(f))
+            .map(|f| m.lexical.get_key_value(&f).map_or("", |(k, _)| k.as_str()))
+            .collect();
+        assert_eq!(found, expected);
+        assert!(!found.is_empty());
     }
 
     #[test]

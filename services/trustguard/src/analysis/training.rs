@@ -206,11 +206,8 @@ mod tests {
         assert!(m.cv_auroc > 0.9, "{}", m.cv_auroc);
         assert!(L2_GRID.contains(&m.l2));
         let risk = |a: &str| {
-            m.score(
-                &measure(a, context, question).vector(),
-                &lexical_features(a),
-            )
-            .probability
+            m.score(&measure(a, context, question).vector(), a)
+                .probability
         };
         assert!(
             risk("Designed by Olaf Brandt in 1899.") > risk("Ralph Freeman designed it."),
