@@ -168,8 +168,6 @@ fn train_instruction_model(args: &TrainArgs) -> anyhow::Result<ExitCode> {
 const DRIFT_L2: f64 = 1e-3;
 const DRIFT_ITERATIONS: usize = 3000;
 const DRIFT_DECAY: f64 = 0.7;
-/// Turns after a drift labelled as drift in training: the candidates cross-validation picks from.
-const DRIFT_CONFIRMING: [usize; 2] = [0, 1];
 
 /// ContextGuard's lexicon and drift model. The lexicon (word rarity and LSA word vectors) is fitted
 /// on the HaluEval summarisation articles that no drift conversation quotes, plus the QA
@@ -179,9 +177,7 @@ const DRIFT_CONFIRMING: [usize; 2] = [0, 1];
 fn train_drift_model(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     use cg_contextguard::analysis::lexicon::{FitSettings, Lexicon};
     use cg_contextguard::analysis::model::is_held_out;
-    use cg_contextguard::analysis::training::{
-        Conversation, DriftFit, cross_validate, fit, unquoted,
-    };
+    use cg_contextguard::analysis::training::{Conversation, fit, unquoted};
 
     let root = if args.data.ends_with("grounding") {
         args.data.parent().map(PathBuf::from).unwrap_or_default()
@@ -258,30 +254,7 @@ fn train_drift_model(args: &TrainArgs) -> anyhow::Result<ExitCode> {
             root.join("drift").display()
         );
     }
-    // How many turns after a drift count as drift in training: chosen by cross-validated F1 on
-    // the training conversations.
-    let mut best: Option<(DriftFit, f64)> = None;
-    for confirming in DRIFT_CONFIRMING {
-        let how = DriftFit {
-            decay: DRIFT_DECAY,
-            l2: DRIFT_L2,
-            iterations: DRIFT_ITERATIONS,
-            confirming,
-        };
-        let cv = cross_validate(&training, &lexicon, &how);
-        println!(
-            "contextguard: {confirming} confirming turn(s), cross-validated on the training conversations: precision {:.3} recall {:.3} F1 {:.3} FPR {:.3} exact turn {:.3}",
-            cv.precision, cv.recall, cv.f1, cv.false_positive_rate, cv.exact_turn
-        );
-        if best.is_none_or(|(_, f1)| cv.f1 > f1) {
-            best = Some((how, cv.f1));
-        }
-    }
-    let Some((how, _)) = best else {
-        bail!("no drift settings to try");
-    };
-    let (mut model, tuned) = fit(&training, &lexicon, &how);
-    model.confirming_turns = how.confirming;
+    let (mut model, tuned) = fit(&training, &lexicon, DRIFT_DECAY, DRIFT_L2, DRIFT_ITERATIONS);
     model.provenance = format!(
         "Fitted by `codeguardians train contextguard` on the {} drift conversations of drift/conversations_dev.jsonl whose id ends in an even number (odd ones held out); threshold tuned on them for conversation F1 plus exact-turn rate",
         training.len()

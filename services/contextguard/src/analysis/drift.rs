@@ -1,6 +1,6 @@
 //! Conversation drift: each session keeps a running [`Topic`] (decayed, IDF-weighted term vector
 //! plus a dense "meaning" vector from the [`super::lexicon`], and the last few turns). A new turn
-//! is scored against the topic *before* it is absorbed: sixteen similarity measures
+//! is scored against the topic *before* it is absorbed: twelve similarity measures
 //! ([`Features`]) go through the logistic [`super::model`], whose probability is the
 //! `drift_score`. The first turn never drifts (there is nothing to drift from), nor does a turn
 //! without content words.
@@ -27,7 +27,7 @@ const PRIOR_TERM_COHERENCE: f64 = 0.2;
 const PRIOR_EMBEDDING_COHERENCE: f64 = 0.5;
 
 /// The measures, in the model's order.
-pub const FEATURE_NAMES: [&str; 16] = [
+pub const FEATURE_NAMES: [&str; 12] = [
     "term_cosine",
     "term_max_recent",
     "term_previous",
@@ -40,10 +40,6 @@ pub const FEATURE_NAMES: [&str; 16] = [
     "embedding_previous",
     "topic_term_coherence",
     "topic_embedding_coherence",
-    "term_older_max",
-    "embedding_older_max",
-    "previous_term_fit",
-    "previous_embedding_fit",
 ];
 
 /// How a turn relates to the topic; the model's inputs, returned so a decision can be explained.
@@ -74,20 +70,10 @@ pub struct Features {
     pub topic_term_coherence: f64,
     /// The same for meaning vectors.
     pub topic_embedding_coherence: f64,
-    /// Highest term cosine with a recent turn other than the previous one: with
-    /// `term_previous`, whether the turn follows the last turn but not the conversation before it.
-    pub term_older_max: f64,
-    /// The same for meaning vectors.
-    pub embedding_older_max: f64,
-    /// How well the previous turn fitted its topic (its `term_cosine`): a previous turn that
-    /// left the topic and a turn that follows it mean the conversation has moved on.
-    pub previous_term_fit: f64,
-    /// The same for meaning vectors (its `embedding_cosine`).
-    pub previous_embedding_fit: f64,
 }
 
 impl Features {
-    pub fn vector(&self) -> [f64; 16] {
+    pub fn vector(&self) -> [f64; 12] {
         [
             self.term_cosine,
             self.term_max_recent,
@@ -101,10 +87,6 @@ impl Features {
             self.embedding_previous,
             self.topic_term_coherence,
             self.topic_embedding_coherence,
-            self.term_older_max,
-            self.embedding_older_max,
-            self.previous_term_fit,
-            self.previous_embedding_fit,
         ]
     }
 }
@@ -206,9 +188,6 @@ pub struct Topic {
     compared: u32,
     term_similarity_sum: f64,
     embedding_similarity_sum: f64,
-    /// How the last absorbed turn compared with the topic before it (term and meaning cosine);
-    /// `None` before any turn was compared (topics stored by older versions read as `None`).
-    previous_fit: Option<(f64, f64)>,
 }
 
 /// A turn broken down for comparison.
@@ -429,10 +408,6 @@ impl Topic {
             )
         };
         let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
-        let older = |v: &[f64]| max(&v[..v.len().saturating_sub(1)]);
-        let (previous_term_fit, previous_embedding_fit) = self
-            .previous_fit
-            .unwrap_or((PRIOR_TERM_COHERENCE, PRIOR_EMBEDDING_COHERENCE));
         Some(Features {
             term_cosine: term_cosine(&turn.terms, &topic, topic_norm),
             term_max_recent: max(&recent_terms),
@@ -457,10 +432,6 @@ impl Topic {
             embedding_previous: recent_dense.last().copied().unwrap_or(0.0),
             topic_term_coherence: term_coherence,
             topic_embedding_coherence: embedding_coherence,
-            term_older_max: older(&recent_terms),
-            embedding_older_max: older(&recent_dense),
-            previous_term_fit,
-            previous_embedding_fit,
         })
     }
 
@@ -473,7 +444,6 @@ impl Topic {
             self.compared += 1;
             self.term_similarity_sum += f.term_cosine;
             self.embedding_similarity_sum += f.embedding_cosine;
-            self.previous_fit = Some((f.term_cosine, f.embedding_cosine));
         }
         let decay = s.decay.clamp(0.0, 1.0);
         let own = norm(turn.terms.iter().map(|t| &t.1));

@@ -1,4 +1,4 @@
-//! The drift model: a logistic regression over the sixteen similarity measures of
+//! The drift model: a logistic regression over the twelve similarity measures of
 //! [`super::drift::Features`] (standardised), giving the probability that a turn starts a new
 //! topic. Small enough to read: each weight says how much one measure pushes towards "drift".
 //!
@@ -42,9 +42,6 @@ pub struct DriftModel {
     /// Where the training data came from and what was left out.
     #[serde(default)]
     pub provenance: String,
-    /// Turns after a drift that were labelled as drift in training (chosen by cross-validation).
-    #[serde(default)]
-    pub confirming_turns: usize,
 }
 
 impl DriftModel {
@@ -75,7 +72,6 @@ impl DriftModel {
             threshold: 0.5,
             decay: 0.7,
             provenance: String::new(),
-            confirming_turns: 0,
         }
     }
 
@@ -101,7 +97,6 @@ impl DriftModel {
             threshold: 0.5,
             decay: 0.7,
             provenance: "fallback".into(),
-            confirming_turns: 0,
         }
     }
 }

@@ -58,26 +58,23 @@ pub fn unquoted<'a>(documents: &[&'a str], quotes: &[&str]) -> Vec<&'a str> {
         .collect()
 }
 
-/// Turn-level examples: every turn after the first up to the drift and the `confirming` turns
-/// after it gives the measures against the topic so far, labelled true from the drift turn on.
-/// (A turn that follows the new subject while the topic still holds the old one confirms the
-/// move, which catches drifts whose first turn alone looks like a digression.) Later turns are
+/// Turn-level examples: every turn after the first up to the drift (inclusive) gives the
+/// measures against the topic so far, labelled true at the drift turn. Turns after the drift are
 /// left out: they are on the new topic against a mixed history, which is neither label.
 pub fn examples(
     conversations: &[Conversation<'_>],
     lexicon: &Lexicon,
     settings: &DriftSettings,
-    confirming: usize,
 ) -> (Vec<Vec<f64>>, Vec<bool>) {
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
     for c in conversations {
         let mut topic = Topic::default();
         for (t, turn) in c.turns.iter().enumerate() {
-            if c.drift_at.is_none_or(|d| t <= d + confirming)
+            if c.drift_at.is_none_or(|d| t <= d)
                 && let Some(f) = topic.features_with(turn, lexicon)
             {
                 xs.push(f.vector().to_vec());
-                ys.push(c.drift_at.is_some_and(|d| t >= d));
+                ys.push(c.drift_at == Some(t));
             }
             topic.absorb_with(turn, settings, lexicon);
         }
@@ -161,34 +158,20 @@ pub fn choose_threshold(scores: &[Vec<f64>], drift_at: &[Option<usize>]) -> Outc
         })
 }
 
-/// How a model is fitted: topic decay, L2 penalty, gradient steps, and how many turns after a
-/// drift are labelled as drift (see [`examples`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DriftFit {
-    pub decay: f64,
-    pub l2: f64,
-    pub iterations: usize,
-    pub confirming: usize,
-}
-
 /// Fit the model on `conversations` with `lexicon`, then tune its threshold on the same
 /// conversations. Returns the model and the training-set outcome at that threshold.
 pub fn fit(
     conversations: &[Conversation<'_>],
     lexicon: &Lexicon,
-    how: &DriftFit,
+    decay: f64,
+    l2: f64,
+    iterations: usize,
 ) -> (DriftModel, Outcome) {
-    let DriftFit {
-        decay,
-        l2,
-        iterations,
-        confirming,
-    } = *how;
     let mut settings = DriftSettings {
         decay,
         ..DriftSettings::default()
     };
-    let (xs, ys) = examples(conversations, lexicon, &settings, confirming);
+    let (xs, ys) = examples(conversations, lexicon, &settings);
     let mut model = DriftModel::fit(&xs, &ys, l2, iterations);
     model.decay = decay;
     settings.threshold = 1.0;
@@ -197,44 +180,6 @@ pub fn fit(
     let best = choose_threshold(&scores, &drift_at);
     model.threshold = best.threshold;
     (model, best)
-}
-
-/// Folds of [`cross_validate`].
-pub const FOLDS: usize = 5;
-
-/// The conversation-level outcome of fitting and tuning on [`FOLDS`] − 1 folds of
-/// `conversations` (fold = position mod [`FOLDS`]) and scoring the remaining fold, for every fold:
-/// what to expect on conversations the model has not seen, measured without the held-out ones.
-pub fn cross_validate(
-    conversations: &[Conversation<'_>],
-    lexicon: &Lexicon,
-    how: &DriftFit,
-) -> Outcome {
-    let mut scores: Vec<Vec<f64>> = Vec::with_capacity(conversations.len());
-    let mut drift_at = Vec::with_capacity(conversations.len());
-    for fold in 0..FOLDS {
-        let part = |keep: bool| -> Vec<Conversation<'_>> {
-            conversations
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| (i % FOLDS == fold) == keep)
-                .map(|(_, c)| c.clone())
-                .collect()
-        };
-        let (train, test) = (part(false), part(true));
-        let (model, _) = fit(&train, lexicon, how);
-        let settings = DriftSettings {
-            decay: how.decay,
-            threshold: 1.0,
-            ..DriftSettings::default()
-        };
-        // Each fold has its own threshold: shift its scores so that 0.5 is that threshold.
-        for s in turn_scores(&test, lexicon, &model, &settings) {
-            scores.push(s.iter().map(|x| x - model.threshold + 0.5).collect());
-        }
-        drift_at.extend(test.iter().map(|c| c.drift_at));
-    }
-    outcome(&scores, &drift_at, 0.5)
 }
 
 #[cfg(test)]
