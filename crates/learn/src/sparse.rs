@@ -22,8 +22,40 @@ pub struct Example {
     pub use_intercept: bool,
 }
 
+/// Which way a weight may point. A model whose inputs have a known direction (more support can
+/// never mean more risk) is fitted with that direction imposed, so it cannot learn the opposite
+/// from an accident of its training data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sign {
+    Free,
+    NonNegative,
+    NonPositive,
+}
+
+impl Sign {
+    fn clamp(self, w: f64) -> f64 {
+        match self {
+            Self::Free => w,
+            Self::NonNegative => w.max(0.0),
+            Self::NonPositive => w.min(0.0),
+        }
+    }
+}
+
 /// Minimise Σ weight·log-loss + l2/2·‖w‖² (the intercept is not penalised).
 pub fn fit(examples: &[Example], dims: usize, l2: f64, iterations: usize) -> Fit {
+    fit_signed(examples, dims, l2, iterations, &[])
+}
+
+/// [`fit`] with the first `signs.len()` weights held to their [`Sign`] (projected Adam: each step
+/// is clamped back into the allowed half-line); the other weights are free.
+pub fn fit_signed(
+    examples: &[Example],
+    dims: usize,
+    l2: f64,
+    iterations: usize,
+    signs: &[Sign],
+) -> Fit {
     let (b1, b2, eps, rate) = (0.9, 0.999, 1e-8, 0.05);
     let mut w = vec![0.0; dims];
     let mut bias = 0.0;
@@ -57,7 +89,7 @@ pub fn fit(examples: &[Example], dims: usize, l2: f64, iterations: usize) -> Fit
             if i == dims {
                 bias -= delta;
             } else {
-                w[i] -= delta;
+                w[i] = signs.get(i).map_or(Sign::Free, |s| *s).clamp(w[i] - delta);
             }
         }
     }
@@ -82,5 +114,20 @@ mod tests {
         let data = [ex(0, 1.0), ex(0, 1.0), ex(1, 0.0), ex(1, 0.0)];
         let f = fit(&data, 2, 0.1, 500);
         assert!(f.weights[0] > 1.0 && f.weights[1] < -1.0, "{f:?}");
+    }
+
+    #[test]
+    fn signed_fit_keeps_a_weight_on_its_side() {
+        let ex = |i: usize, y: f64| Example {
+            x: vec![(i, 1.0)],
+            y,
+            weight: 1.0,
+            use_intercept: true,
+        };
+        // Feature 0 marks positives; forbidding it a positive weight leaves it at zero.
+        let data = [ex(0, 1.0), ex(0, 1.0), ex(1, 0.0), ex(1, 0.0)];
+        let f = fit_signed(&data, 2, 0.1, 500, &[Sign::NonPositive]);
+        assert_eq!(f.weights[0], 0.0, "{f:?}");
+        assert!(f.weights[1] < -1.0, "{f:?}");
     }
 }

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::ops::Range;
 
+use cg_learn::sparse::Sign;
 use serde::Serialize;
 
 use super::tokens::{is_stop_word, numbers, words};
@@ -29,6 +30,27 @@ pub const FEATURE_NAMES: [&str; 12] = [
     "quoted_run_ratio",
     "quoted_run_log",
     "from_question_ratio",
+];
+
+/// The direction each figure may push the risk, in [`FEATURE_NAMES`] order: a figure of what the
+/// context lacks may only raise it, a figure of what the context supports may only lower it
+/// (the share taken from the question is left free). HaluEval's faithful QA answers are short
+/// spans and its invented ones whole sentences, so without these signs the QA model learned that
+/// a long passage quoted from the context means invention, and blocked answers the context
+/// states word for word.
+pub const FEATURE_SIGNS: [Sign; 12] = [
+    Sign::NonNegative,
+    Sign::NonNegative,
+    Sign::NonNegative,
+    Sign::NonNegative,
+    Sign::NonNegative,
+    Sign::NonNegative,
+    Sign::NonPositive,
+    Sign::NonNegative,
+    Sign::NonNegative,
+    Sign::NonPositive,
+    Sign::NonPositive,
+    Sign::Free,
 ];
 
 /// An item of the answer the context does not support.

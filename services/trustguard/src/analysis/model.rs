@@ -17,7 +17,7 @@ use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use serde::{Deserialize, Serialize};
 
 use super::grounding::FEATURE_NAMES;
-use super::tokens::words;
+use super::tokens::{is_stop_word, words};
 
 /// What kind of text is being checked; picks the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -80,17 +80,37 @@ const MAX_LEXICAL_WORDS: usize = 2000;
 
 /// The answer's distinct words (`w:word`) and adjacent word pairs (`b:word word`), lower-cased:
 /// the lexical features. How an answer is worded says something the figures cannot (invented
-/// answers in the training data tend to elaborate: "also", "in addition", "actually", full
-/// sentences where a span would do).
+/// answers in the training data tend to elaborate: "also won", "in addition", "actually").
+/// Function words alone and pairs of two function words are left out: they carry no claim, and
+/// in HaluEval they only measure length (faithful QA answers are short spans, invented ones
+/// sentences), which made every sentence an answer could be written in look invented.
 pub fn lexical_features(answer: &str) -> BTreeSet<String> {
     let w: Vec<String> = words(answer)
         .into_iter()
         .take(MAX_LEXICAL_WORDS)
         .map(|w| w.lower)
         .collect();
-    let mut out: BTreeSet<String> = w.iter().map(|x| format!("w:{x}")).collect();
-    out.extend(w.windows(2).map(|p| format!("b:{} {}", p[0], p[1])));
+    let mut out: BTreeSet<String> = w
+        .iter()
+        .filter(|x| is_lexical_word(x))
+        .map(|x| format!("w:{x}"))
+        .collect();
+    out.extend(
+        w.windows(2)
+            .filter(|p| is_lexical_pair(&p[0], &p[1]))
+            .map(|p| format!("b:{} {}", p[0], p[1])),
+    );
     out
+}
+
+/// Whether a word on its own is a lexical feature (not a function word).
+fn is_lexical_word(w: &str) -> bool {
+    !is_stop_word(w)
+}
+
+/// Whether a word pair is a lexical feature (not two function words).
+fn is_lexical_pair(a: &str, b: &str) -> bool {
+    !(is_stop_word(a) && is_stop_word(b))
 }
 
 /// The lookup key of a lexical feature: a unigram (`b` empty) or a word pair, hashed, so scoring
@@ -190,8 +210,14 @@ impl TaskModel {
                 .map(|w| w.lower)
                 .collect();
             let mut seen: FxHashSet<u64> = FxHashSet::default();
-            let unigrams = lower.iter().map(|w| lexical_key(false, w, ""));
-            let pairs = lower.windows(2).map(|p| lexical_key(true, &p[0], &p[1]));
+            let unigrams = lower
+                .iter()
+                .filter(|w| is_lexical_word(w))
+                .map(|w| lexical_key(false, w, ""));
+            let pairs = lower
+                .windows(2)
+                .filter(|p| is_lexical_pair(&p[0], &p[1]))
+                .map(|p| lexical_key(true, &p[0], &p[1]));
             for key in unigrams.chain(pairs) {
                 if let Some((name, w)) = lookup.get(&key)
                     && seen.insert(key)
@@ -244,20 +270,45 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_figures_point_the_way_their_signs_allow() {
+        use super::super::grounding::FEATURE_SIGNS;
+        use cg_learn::sparse::Sign;
+        for task in Task::ALL {
+            let m = shipped(task).unwrap();
+            for ((w, sign), name) in m.dense.weights.iter().zip(FEATURE_SIGNS).zip(FEATURE_NAMES) {
+                let ok = match sign {
+                    Sign::Free => true,
+                    Sign::NonNegative => *w >= 0.0,
+                    Sign::NonPositive => *w <= 0.0,
+                };
+                assert!(ok, "{}: {name} has weight {w}", task.name());
+            }
+        }
+    }
+
+    #[test]
+    fn an_answer_the_context_states_word_for_word_is_low_risk() {
+        use super::super::grounding::measure;
+        let context =
+            "Marie Curie won the Nobel Prize in Physics in 1903 and in Chemistry in 1911.";
+        let question = "What did Marie Curie win in 1903?";
+        let m = shipped(Task::Qa).unwrap();
+        for answer in [
+            "She won the Nobel Prize in Physics in 1903.",
+            "Marie Curie won the Nobel Prize in Physics in 1903.",
+        ] {
+            let scored = m.score(&measure(answer, context, question).vector(), answer);
+            let p = scored.probability;
+            assert!(p < 0.5, "{answer}: {p} {scored:?}");
+        }
+    }
+
+    #[test]
     fn lexical_features_are_distinct_words_and_pairs() {
+        // "yes", "he", "it" and "also" are function words: alone or in pairs of two they do not
+        // count.
         let f = lexical_features("Yes, he also won it. Also!");
-        let expected = [
-            "b:also won",
-            "b:he also",
-            "b:it also",
-            "b:won it",
-            "b:yes he",
-            "w:also",
-            "w:he",
-            "w:it",
-            "w:won",
-            "w:yes",
-        ];
+        let expected = ["b:also won", "b:won it", "w:won"];
         assert_eq!(f.iter().map(String::as_str).collect::<Vec<_>>(), expected);
         assert_eq!(
             describe_lexical("b:in addition"),

@@ -8,9 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use cg_learn::Logistic;
-use cg_learn::sparse::{Example, fit};
+use cg_learn::sparse::{Example, fit_signed};
 
-use super::grounding::{FEATURE_NAMES, measure};
+use super::grounding::{FEATURE_NAMES, FEATURE_SIGNS, measure};
 use super::model::{TaskModel, lexical_features};
 
 /// A lexical feature needs this many training rows to get a weight.
@@ -130,7 +130,7 @@ pub fn fit_task(rows: &[Row<'_>]) -> TaskModel {
                 .filter(|(_, r)| r.pair % FOLDS != fold)
                 .map(|(e, _)| e.clone())
                 .collect();
-            let m = fit(&train, width, l2, ITERATIONS);
+            let m = fit_signed(&train, width, l2, ITERATIONS, &FEATURE_SIGNS);
             for (e, r) in examples
                 .iter()
                 .zip(rows)
@@ -146,7 +146,7 @@ pub fn fit_task(rows: &[Row<'_>]) -> TaskModel {
         }
     }
     let (l2, cv_auroc) = best;
-    let m = fit(&examples, width, l2, ITERATIONS);
+    let m = fit_signed(&examples, width, l2, ITERATIONS, &FEATURE_SIGNS);
     let round = |w: f64| (w * 1e4).round() / 1e4;
     let lexical_weights: BTreeMap<String, f64> = vocabulary
         .iter()
