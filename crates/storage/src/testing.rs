@@ -127,17 +127,24 @@ impl TestDb {
     /// `CG_TEST_DATABASE_URL` is set.
     pub async fn postgres() -> Option<Self> {
         let admin_url = configured("CG_TEST_DATABASE_URL")?;
-        let template = ensure_template(&admin_url).await;
         let name = unique("cg_test_");
         let mut admin = AsyncPgConnection::establish(&admin_url)
             .await
             .expect("connect CG_TEST_DATABASE_URL");
-        admin
-            .batch_execute(&format!(
-                "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
-            ))
+        let create =
+            |template: String| format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"");
+        if admin
+            .batch_execute(&create(ensure_template(&admin_url, false).await))
             .await
-            .expect("create test database");
+            .is_err()
+        {
+            // Another test process, built from a different migration set, dropped this one's
+            // template as stale: build it again.
+            admin
+                .batch_execute(&create(ensure_template(&admin_url, true).await))
+                .await
+                .expect("create test database");
+        }
         let url = with_database(&admin_url, &name);
         let target = pg_target(&url);
         let db = Db::connect(&target).await.expect("connect test database");
@@ -197,15 +204,16 @@ fn pg_target(url: &str) -> DatabaseTarget {
     }
 }
 
-/// Create the migrated template once per fingerprint (across processes: an advisory lock).
-async fn ensure_template(admin_url: &str) -> String {
+/// Create the migrated template once per fingerprint (across processes: an advisory lock);
+/// `check_again` looks past this process's memory of it, for when it was dropped meanwhile.
+async fn ensure_template(admin_url: &str, check_again: bool) -> String {
     static DONE: OnceLock<String> = OnceLock::new();
     static BUILDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    if let Some(name) = DONE.get() {
+    if let Some(name) = DONE.get().filter(|_| !check_again) {
         return name.clone();
     }
     let _local = BUILDING.lock().await;
-    if let Some(name) = DONE.get() {
+    if let Some(name) = DONE.get().filter(|_| !check_again) {
         return name.clone();
     }
     let name = format!("cg_template_{}", env!("CG_MIGRATIONS_FINGERPRINT"));
