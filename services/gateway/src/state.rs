@@ -60,7 +60,7 @@ impl AppState {
             settings.file_fallback_dir(&config.storage),
             settings.jwt_secret(),
             settings.file_limits()?,
-        )?);
+        ));
         Ok(Self {
             tokens: TokenIssuer::new(settings.jwt_secret(), settings.access_token_ttl())?,
             sessions: SessionStore::new(

@@ -74,18 +74,33 @@ impl Files {
         fallback_dir: PathBuf,
         secret: &[u8],
         limits: FileLimits,
-    ) -> anyhow::Result<Self> {
+    ) -> Self {
         let fallback = match store.mode() {
-            Mode::Centralized => Some(BlobStore::open(&BlobTarget::Local { root: fallback_dir })?),
+            Mode::Centralized => {
+                match BlobStore::open(&BlobTarget::Local {
+                    root: fallback_dir.clone(),
+                }) {
+                    Ok(local) => Some(local),
+                    // Uploads still work while S3 answers; only the fallback is missing.
+                    Err(e) => {
+                        tracing::warn!(
+                            error = %e,
+                            dir = %fallback_dir.display(),
+                            "FILE_FALLBACK_DIR is not writable: uploads fail while S3 is unreachable"
+                        );
+                        None
+                    }
+                }
+            }
             Mode::Embedded => None,
         };
-        Ok(Self {
+        Self {
             db,
             store,
             fallback,
             signer: UrlSigner::new(secret),
             limits,
-        })
+        }
     }
 
     /// The configured store.
