@@ -294,6 +294,36 @@ async fn upload_list_download_ranges_and_delete_on_s3() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn round_trip_on_every_storage_mode() {
+    // Embedded (SQLite, local folder) always; PostgreSQL, Redis and the CI's S3 (moto) when set.
+    for storage in TestStorage::all().await {
+        let gw = spawn(storage.config.clone(), file_settings()).await;
+        let alice = client(&gw, "modes@files.example").await;
+        let notes = text(5_000);
+        let (status, up) = alice.upload("modes.csv", &notes).await;
+        assert_eq!(status, 200, "{}: {up}", storage.label);
+        assert_eq!(
+            (up["status"].as_str(), up["compression"].as_str()),
+            (Some("stored"), Some("zstd")),
+            "{}",
+            storage.label
+        );
+        let id = up["file_id"].as_str().unwrap();
+        let (status, _, body) = alice.download(id, Some("bytes=1000-")).await;
+        assert_eq!(
+            (status, body.as_slice()),
+            (206, &notes[1000..]),
+            "{}",
+            storage.label
+        );
+        let (status, _) = alice.delete(&format!("/api/v1/upload/{id}")).await;
+        assert_eq!(status, 200, "{}", storage.label);
+        let (status, _, _) = alice.download(id, None).await;
+        assert_eq!(status, 404, "{}", storage.label);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn too_large_and_disallowed_types_are_refused_and_not_stored() {
     let storage = TestStorage::embedded();
     let gw = spawn(
