@@ -126,7 +126,15 @@ impl Files {
             None
         };
         let mut hasher = Sha256::new();
-        let mut sink = Sink::new(&self.store, self.fallback.as_ref(), key);
+        // S3 failed an upload moments ago: straight to local disk.
+        let diverted = match &self.fallback {
+            Some(local) if self.s3_resting() => Some(local),
+            _ => None,
+        };
+        let mut sink = match diverted {
+            Some(local) => Sink::new(local, None, key),
+            None => Sink::new(&self.store, self.fallback.as_ref(), key),
+        };
         let mut pending = head.into_iter();
         loop {
             let chunk = match pending.next() {
@@ -156,7 +164,11 @@ impl Files {
             sink.write(tail).await?;
         }
         let stored_size = sink.stored;
-        let (etag, on_fallback) = sink.finish().await?;
+        let (etag, fell_back) = sink.finish().await?;
+        let on_fallback = fell_back || diverted.is_some();
+        if diverted.is_none() && self.fallback.is_some() {
+            self.note_s3(!fell_back);
+        }
         metrics::counter!(
             "cg_file_uploads_total",
             "location" => if on_fallback { "local_fallback" } else { "store" }

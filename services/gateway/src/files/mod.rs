@@ -11,6 +11,7 @@ mod sync;
 
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -52,7 +53,13 @@ pub struct Files {
     fallback: Option<BlobStore>,
     signer: UrlSigner,
     pub limits: FileLimits,
+    /// When an upload last found S3 unreachable (unix ms; 0: not since it last answered).
+    s3_failed_at: AtomicI64,
 }
+
+/// After an upload finds S3 unreachable, uploads go straight to local disk for this long instead
+/// of each waiting for the S3 client's timeouts and retries; the next one tries S3 again.
+const S3_REST: Duration = Duration::from_secs(10);
 
 /// A byte stream read from storage.
 pub type ByteStream = BoxStream<'static, cg_storage::Result<Bytes>>;
@@ -100,6 +107,7 @@ impl Files {
             fallback,
             signer: UrlSigner::new(secret),
             limits,
+            s3_failed_at: AtomicI64::new(0),
         }
     }
 
@@ -115,6 +123,22 @@ impl Files {
 
     pub fn signer(&self) -> &UrlSigner {
         &self.signer
+    }
+
+    /// Whether uploads should skip S3 for now (it failed an upload less than [`S3_REST`] ago).
+    fn s3_resting(&self) -> bool {
+        let failed = self.s3_failed_at.load(Ordering::Relaxed);
+        failed != 0 && Timestamp::now().timestamp_millis() - failed < S3_REST.as_millis() as i64
+    }
+
+    /// Remember whether S3 took the last upload (or sync).
+    fn note_s3(&self, answered: bool) {
+        let at = if answered {
+            0
+        } else {
+            Timestamp::now().timestamp_millis()
+        };
+        self.s3_failed_at.store(at, Ordering::Relaxed);
     }
 
     /// Where the bytes of `file` are now.

@@ -114,6 +114,7 @@ impl Files {
             let mut pooled = self.db.get().await?;
             StoredFile::mark_synced(&mut pooled.conn(), file.id, etag).await?
         };
+        self.note_s3(true);
         if switched {
             local.delete(key).await?;
             metrics::counter!("cg_file_syncs_total").increment(1);
