@@ -16,8 +16,6 @@ use crate::api_doc::{Access, Endpoint, body};
 use crate::error::Result;
 use crate::state::AppState;
 
-pub use download::parse_range;
-
 const TAG: &str = "files";
 
 /// This resource's routes.

@@ -60,29 +60,36 @@ where
         .ingest(&file.storage_key, &file.filename, body)
         .await?;
     let stored = Files::stored(&ingested, files.backend_of(&ingested));
-    let mut pooled = state.db.get().await?;
-    let conn = &mut pooled.conn();
-    let saved = if insert {
-        let row = StoredFile {
-            content_type: stored.content_type.clone(),
-            size_bytes: stored.size_bytes,
-            stored_size_bytes: stored.stored_size_bytes,
-            checksum_sha256: stored.checksum_sha256.clone(),
-            etag: stored.etag.clone(),
-            compression: stored.compression.clone(),
-            storage_backend: stored.storage_backend.clone(),
-            status: stored.status.clone(),
-            ..file.clone()
-        };
-        row.insert(conn).await.map(|()| row)
-    } else {
-        StoredFile::record_stored(conn, file.id, &stored).await
-    };
+    let saved = async {
+        let mut pooled = state.db.get().await?;
+        let conn = &mut pooled.conn();
+        if insert {
+            let row = StoredFile {
+                content_type: stored.content_type.clone(),
+                size_bytes: stored.size_bytes,
+                stored_size_bytes: stored.stored_size_bytes,
+                checksum_sha256: stored.checksum_sha256.clone(),
+                etag: stored.etag.clone(),
+                compression: stored.compression.clone(),
+                storage_backend: stored.storage_backend.clone(),
+                status: stored.status.clone(),
+                ..file.clone()
+            };
+            row.insert(conn).await.map(|()| row)
+        } else {
+            StoredFile::record_stored(conn, file.id, &stored).await
+        }
+    }
+    .await;
     match saved {
         Ok(row) => Ok(row),
         Err(e) => {
             // No row, no file: the client was not told it was stored.
-            if let Err(cleanup) = files.remove(&file).await {
+            let written = StoredFile {
+                storage_backend: stored.storage_backend.clone(),
+                ..file
+            };
+            if let Err(cleanup) = files.remove(&written).await {
                 tracing::warn!(error = %cleanup, "removing an upload whose record failed");
             }
             Err(e.into())
