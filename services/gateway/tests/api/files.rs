@@ -300,7 +300,7 @@ async fn round_trip_on_every_storage_mode() {
         let gw = spawn(storage.config.clone(), file_settings()).await;
         let alice = client(&gw, "modes@files.example").await;
         let notes = text(5_000);
-        let (status, up) = alice.upload("modes.csv", &notes).await;
+        let (status, up) = alice.upload("données (1).csv", &notes).await;
         assert_eq!(status, 200, "{}: {up}", storage.label);
         assert_eq!(
             (up["status"].as_str(), up["compression"].as_str()),
@@ -309,12 +309,18 @@ async fn round_trip_on_every_storage_mode() {
             storage.label
         );
         let id = up["file_id"].as_str().unwrap();
-        let (status, _, body) = alice.download(id, Some("bytes=1000-")).await;
+        let (status, headers, body) = alice.download(id, Some("bytes=1000-")).await;
         assert_eq!(
             (status, body.as_slice()),
             (206, &notes[1000..]),
             "{}",
             storage.label
+        );
+        let disposition = headers["content-disposition"].to_str().unwrap();
+        assert!(disposition.starts_with("attachment"), "{disposition}");
+        assert!(
+            disposition.contains("filename*=UTF-8''donn%C3%A9es%20%281%29.csv"),
+            "{disposition}"
         );
         let (status, _) = alice.delete(&format!("/api/v1/upload/{id}")).await;
         assert_eq!(status, 200, "{}", storage.label);

@@ -5,7 +5,8 @@ use std::ops::Range;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{
-    ACCEPT_RANGES, CONTENT_DISPOSITION, CONTENT_RANGE, CONTENT_TYPE, ETAG, HeaderValue, RANGE,
+    ACCEPT_RANGES, CONTENT_RANGE, CONTENT_TYPE, Charset, ContentDisposition, DispositionParam,
+    DispositionType, ETAG, ExtendedValue, HeaderValue, RANGE,
 };
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use cg_service_kit::ApiError;
@@ -116,18 +117,32 @@ async fn respond(state: &AppState, req: &HttpRequest, file: &StoredFile) -> Resu
     builder
         .insert_header((CONTENT_TYPE, file.content_type.clone()))
         .insert_header((ACCEPT_RANGES, "bytes"))
-        .insert_header((
-            CONTENT_DISPOSITION,
-            format!(
-                "attachment; filename=\"{}\"",
-                file.filename.replace('"', "_")
-            ),
-        ))
+        .insert_header(attachment(&file.filename))
         .no_chunking(length);
     if let Some(sha) = &file.checksum_sha256 {
         builder.insert_header((ETAG, format!("\"{sha}\"")));
     }
     Ok(builder.streaming(stream))
+}
+
+/// `Content-Disposition: attachment` with the name as it is (RFC 6266 `filename*`) and an ASCII
+/// stand-in for old clients: a header value cannot carry raw UTF-8.
+fn attachment(name: &str) -> ContentDisposition {
+    let ascii: String = name
+        .chars()
+        .map(|c| if c.is_ascii() && c != '"' { c } else { '_' })
+        .collect();
+    ContentDisposition {
+        disposition: DispositionType::Attachment,
+        parameters: vec![
+            DispositionParam::Filename(ascii),
+            DispositionParam::FilenameExt(ExtendedValue {
+                charset: Charset::Ext("UTF-8".into()),
+                language_tag: None,
+                value: name.as_bytes().to_vec(),
+            }),
+        ],
+    }
 }
 
 /// `GET /api/v1/upload/download/{id}`.
