@@ -196,6 +196,8 @@ diesel::table! {
         created_at -> DbTimestamp,
         updated_at -> DbTimestamp,
         deleted_at -> Nullable<DbTimestamp>,
+        compression -> Text,
+        stored_size_bytes -> Nullable<BigInt>,
     }
 }
 

@@ -15,6 +15,9 @@
 
 #![expect(clippy::expect_used, reason = "test support fails loudly")]
 
+mod s3s;
+pub use s3s::{S3S_ACCESS_KEY, S3S_SECRET_KEY, S3sServer};
+
 use std::sync::OnceLock;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};

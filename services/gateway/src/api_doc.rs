@@ -56,6 +56,8 @@ pub struct Endpoint {
     pub tag: &'static str,
     pub access: Access,
     pub body: Option<Body>,
+    /// Media type of a body that is not JSON (an upload), documented as binary.
+    pub raw_body: Option<&'static str>,
     /// Status of a successful answer.
     pub ok: u16,
 }
@@ -97,6 +99,7 @@ impl Endpoint {
             tag,
             access: Access::Caller,
             body: None,
+            raw_body: None,
             ok: 200,
         }
     }
@@ -110,6 +113,12 @@ impl Endpoint {
     #[must_use]
     pub fn body(mut self, body: Option<Body>) -> Self {
         self.body = body;
+        self
+    }
+
+    #[must_use]
+    pub fn raw_body(mut self, media_type: &'static str) -> Self {
+        self.raw_body = Some(media_type);
         self
     }
 
@@ -168,6 +177,12 @@ fn error_responses(e: &Endpoint) -> Vec<(u16, &'static str)> {
         out.push((502, "the guard failed"));
         out.push((503, "the guard is unavailable"));
         out.push((504, "the guard timed out"));
+    }
+    if e.path.starts_with("/api/v1/upload/") {
+        out.push((403, "a signed URL that is invalid or expired"));
+        out.push((415, "a file type ALLOWED_FILE_TYPES does not accept"));
+        out.push((416, "a Range outside the file"));
+        out.push((503, "storage unavailable"));
     }
     if e.path == "/api/v1/auth/login" {
         out.push((429, "too many attempts"));
@@ -259,6 +274,23 @@ pub fn document(endpoints: &[Endpoint]) -> OpenApi {
                     .content(
                         "application/json",
                         Content::new(Some(Ref::from_schema_name((b.name)()))),
+                    )
+                    .required(Some(Required::True))
+                    .build(),
+            ));
+        }
+        if let Some(media_type) = e.raw_body {
+            op = op.request_body(Some(
+                RequestBodyBuilder::new()
+                    .content(
+                        media_type,
+                        Content::new(Some(
+                            utoipa::openapi::ObjectBuilder::new()
+                                .schema_type(utoipa::openapi::schema::Type::String)
+                                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                                    utoipa::openapi::KnownFormat::Binary,
+                                ))),
+                        )),
                     )
                     .required(Some(Required::True))
                     .build(),

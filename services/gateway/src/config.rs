@@ -19,6 +19,13 @@
 //! | `EXPERIMENT_CACHE_SECS` | 30 | how long a replica keeps an organisation's running A/B experiments (0: read every request naming a user); a change made through any replica is announced and applied at once |
 //! | `GATEWAY_RATE_LIMIT_FAIL_MODE` | `local` | while Redis is away: `local` (each replica limits alone), `open` (no limit) or `closed` (503) |
 //! | `GATEWAY_RATE_BURST_SHARE` | 0.5 | share of the minute limit allowed in any 10 seconds |
+//! | `MAX_FILE_SIZE` | 104857600 (100 MiB) | largest upload, bytes; larger ones get 413 as soon as the limit is passed |
+//! | `ALLOWED_FILE_TYPES` | txt,md,csv,tsv,json,jsonl,xml,html,yaml,log,pdf,png,jpg,gif,webp,zip,gz,docx,xlsx,pptx | extensions and/or MIME types accepted, checked against the content's magic bytes (`*`: anything) |
+//! | `UPLOAD_EXPIRY_MINUTES` | 60 | validity of presigned upload and download URLs, and the most a request may ask for |
+//! | `FILE_SCAN_MAX_BYTES` | 1048576 (1 MiB) | largest file `/api/v1/guards/process` reads for `payload.file_id` |
+//! | `FILE_COMPRESSION` | true | store text files zstd-compressed (transparent on download) |
+//! | `FILE_FALLBACK_DIR` | `$CG_DATA_DIR/uploads-pending` | where uploads wait while S3 is unreachable; with several replicas, a volume they all mount |
+//! | `FILE_SYNC_INTERVAL_SECS` | 15 | how often waiting uploads are pushed to S3 |
 
 use std::time::Duration;
 
@@ -35,6 +42,12 @@ const DEFAULT_LOGIN_ATTEMPTS_PER_IP: u64 = 50;
 const DEFAULT_INVITATION_TTL_HOURS: u64 = 72;
 const MIN_JWT_SECRET_LEN: usize = 32;
 const DEFAULT_DEFAULT_TIER: &str = "free";
+const DEFAULT_MAX_FILE_SIZE: u64 = 100 * 1024 * 1024;
+const DEFAULT_UPLOAD_EXPIRY_MINUTES: u64 = 60;
+/// S3 refuses presigned URLs valid for longer than seven days.
+const MAX_UPLOAD_EXPIRY_MINUTES: u64 = 7 * 24 * 60;
+const DEFAULT_FILE_SCAN_MAX_BYTES: u64 = 1024 * 1024;
+const DEFAULT_FILE_SYNC_INTERVAL_SECS: f64 = 15.0;
 
 /// Everything the gateway reads from the environment.
 #[derive(Debug, Clone)]
@@ -87,6 +100,20 @@ pub struct GatewaySettings {
     pub gateway_budget_reserve_usd_micros: Option<i64>,
     #[serde(default)]
     pub experiment_cache_secs: Option<f64>,
+    #[serde(default)]
+    pub max_file_size: Option<u64>,
+    #[serde(default)]
+    pub allowed_file_types: Option<String>,
+    #[serde(default)]
+    pub upload_expiry_minutes: Option<u64>,
+    #[serde(default)]
+    pub file_scan_max_bytes: Option<u64>,
+    #[serde(default)]
+    pub file_compression: Option<bool>,
+    #[serde(default)]
+    pub file_fallback_dir: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub file_sync_interval_secs: Option<f64>,
 }
 
 impl Config {
@@ -122,6 +149,18 @@ impl GatewaySettings {
         if self.access_token_ttl == Some(0) {
             return Err(ConfigError::err("ACCESS_TOKEN_TTL must be positive"));
         }
+        if self.max_file_size == Some(0) {
+            return Err(ConfigError::err("MAX_FILE_SIZE must be positive"));
+        }
+        if self
+            .upload_expiry_minutes
+            .is_some_and(|m| m == 0 || m > MAX_UPLOAD_EXPIRY_MINUTES)
+        {
+            return Err(ConfigError::err(format!(
+                "UPLOAD_EXPIRY_MINUTES must be 1 to {MAX_UPLOAD_EXPIRY_MINUTES}"
+            )));
+        }
+        self.file_limits()?;
         for kind in GuardKind::ALL {
             let url = self.guard_url(kind);
             let parsed = url::Url::parse(&url)
@@ -217,6 +256,47 @@ impl GatewaySettings {
             self.guard_health_cache_secs
                 .filter(|s| s.is_finite() && *s >= 0.0)
                 .unwrap_or(30.0),
+        )
+    }
+
+    /// File limits (`MAX_FILE_SIZE`, `ALLOWED_FILE_TYPES`, `UPLOAD_EXPIRY_MINUTES`,
+    /// `FILE_SCAN_MAX_BYTES`, `FILE_COMPRESSION`).
+    pub fn file_limits(&self) -> anyhow::Result<crate::files::FileLimits> {
+        let allowed = crate::files::kind::AllowedTypes::parse(
+            self.allowed_file_types
+                .as_deref()
+                .unwrap_or(crate::files::kind::DEFAULT_ALLOWED_TYPES),
+        )
+        .map_err(ConfigError::err)?;
+        Ok(crate::files::FileLimits {
+            max_size: self.max_file_size.unwrap_or(DEFAULT_MAX_FILE_SIZE).max(1),
+            allowed,
+            url_expiry: Duration::from_secs(
+                60 * self
+                    .upload_expiry_minutes
+                    .unwrap_or(DEFAULT_UPLOAD_EXPIRY_MINUTES)
+                    .clamp(1, MAX_UPLOAD_EXPIRY_MINUTES),
+            ),
+            scan_max_bytes: self
+                .file_scan_max_bytes
+                .unwrap_or(DEFAULT_FILE_SCAN_MAX_BYTES),
+            compress: self.file_compression.unwrap_or(true),
+        })
+    }
+
+    /// Where uploads wait while S3 is unreachable.
+    pub fn file_fallback_dir(&self, storage: &StorageConfig) -> std::path::PathBuf {
+        self.file_fallback_dir
+            .clone()
+            .unwrap_or_else(|| storage.data_dir().join("uploads-pending"))
+    }
+
+    /// How often waiting uploads are pushed to S3.
+    pub fn file_sync_interval(&self) -> Duration {
+        Duration::from_secs_f64(
+            self.file_sync_interval_secs
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .unwrap_or(DEFAULT_FILE_SYNC_INTERVAL_SECS),
         )
     }
 

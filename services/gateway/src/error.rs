@@ -76,6 +76,13 @@ pub enum GatewayError {
     /// A dependency the request needs is away and there is no safe fallback (503).
     #[error("{0}")]
     Unavailable(&'static str),
+    /// Refused with a status of its own (413, 415, 416, 403 on a signed URL …).
+    #[error("{message}")]
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
     /// A backend failed.
     #[error(transparent)]
     Storage(#[from] cg_storage::Error),
@@ -172,6 +179,11 @@ impl GatewayError {
             )
             .with_details(serde_json::json!({"budget_usd": budget_usd, "spent_usd": spent_usd})),
             Self::Unavailable(msg) => ApiError::unavailable(*msg),
+            Self::Refused {
+                status,
+                code,
+                message,
+            } => ApiError::new(*status, *code, message.clone()),
             Self::Storage(e) => ApiError::from_storage(e),
             Self::Internal(e) => ApiError::internal(anyhow::anyhow!("{e:#}")),
         }

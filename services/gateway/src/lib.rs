@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod experiments;
+pub mod files;
 pub mod guards;
 pub mod orgs;
 pub mod routes;

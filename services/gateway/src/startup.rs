@@ -63,6 +63,12 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
             tokio::spawn(async move { state.memberships.follow(shutdown).await });
         }
         tokio::spawn(state.config.clone().follow(shutdown.clone()));
+        tokio::spawn(
+            state
+                .files
+                .clone()
+                .sync_every(config.gateway.file_sync_interval(), shutdown.clone()),
+        );
         {
             let state = state.clone();
             let shutdown = shutdown.clone();
@@ -145,7 +151,8 @@ impl Readiness for GatewayReadiness {
     fn check(&self) -> BoxFuture<'_, HealthReport> {
         Box::pin(async move {
             let mut report = self.storage.check().await;
-            // Redis away while rate limits fall back (local or open): serving, degraded.
+            // Redis away while rate limits fall back (local or open), or S3 away while uploads
+            // go to local disk: serving, degraded.
             let limiter = &self.state.rate_limiter;
             let failing: Vec<&String> = report
                 .dependencies
@@ -153,10 +160,12 @@ impl Readiness for GatewayReadiness {
                 .filter(|(_, v)| v["status"] != "ok")
                 .map(|(k, _)| k)
                 .collect();
-            if !report.ready
-                && failing.iter().all(|k| k.as_str() == "redis")
-                && limiter.fail_mode() != FailMode::Closed
-            {
+            let has_fallback = |k: &str| match k {
+                "redis" => limiter.fail_mode() != FailMode::Closed,
+                "s3" => self.state.files.has_fallback(),
+                _ => false,
+            };
+            if !report.ready && failing.iter().all(|k| has_fallback(k)) {
                 report.ready = true;
                 report.degraded = true;
             }
@@ -178,6 +187,13 @@ impl Readiness for GatewayReadiness {
             report
                 .extra
                 .insert("config".into(), self.state.config.status());
+            report.extra.insert(
+                "files".into(),
+                serde_json::json!({
+                    "local_fallback": self.state.files.has_fallback(),
+                    "waiting_for_s3": self.state.files.waiting().await,
+                }),
+            );
             report.extra.insert(
                 "usage_backlog".into(),
                 serde_json::json!(self.state.usage.backlog()),

@@ -10,6 +10,7 @@ use crate::auth::sessions::SessionStore;
 use crate::auth::tokens::TokenIssuer;
 use crate::config::{Config, GatewaySettings};
 use crate::experiments::Experiments;
+use crate::files::Files;
 use crate::guards::GuardRegistry;
 use crate::orgs::OrgProfiles;
 use crate::traffic::{Budgets, DynamicConfig, RateLimiter, UsageMeter, WorkerCaches};
@@ -31,6 +32,7 @@ pub struct AppState {
     pub budgets: Arc<Budgets>,
     pub config: Arc<DynamicConfig>,
     pub experiments: Arc<Experiments>,
+    pub files: Arc<Files>,
     pub settings: GatewaySettings,
 }
 
@@ -52,6 +54,13 @@ impl AppState {
                 .and_then(|r| r.cache),
         );
         let dynamic = Arc::new(DynamicConfig::new(cache.clone()));
+        let files = Arc::new(Files::new(
+            db.clone(),
+            storage.blobs()?.clone(),
+            settings.file_fallback_dir(&config.storage),
+            settings.jwt_secret(),
+            settings.file_limits()?,
+        ));
         Ok(Self {
             tokens: TokenIssuer::new(settings.jwt_secret(), settings.access_token_ttl())?,
             sessions: SessionStore::new(
@@ -84,6 +93,7 @@ impl AppState {
                 settings.experiment_cache(),
             )),
             config: dynamic,
+            files,
             budgets: Arc::new(
                 Budgets::new(
                     cache.clone(),

@@ -5,12 +5,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::signer::Signer;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use object_store::{
+    ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    WriteMultipart,
+};
 use secrecy::ExposeSecret;
 
 pub use object_store::signer::Method;
@@ -140,6 +144,49 @@ impl BlobStore {
         result
     }
 
+    /// Start writing a large object at `key` in parts (S3 multipart upload), so memory holds at
+    /// most a few parts whatever the object's size.
+    pub async fn put_multipart(&self, key: &str) -> Result<BlobWriter> {
+        let path = parse_key(key)?;
+        let result = self.store.put_multipart(&path).await.map_err(Error::from);
+        self.record("put_multipart", &result);
+        Ok(BlobWriter {
+            inner: WriteMultipart::new_with_chunk_size(result?, MULTIPART_PART_SIZE),
+            store: self.clone(),
+            written: 0,
+        })
+    }
+
+    /// The object at `key` (or the bytes `range` of it) as a stream of chunks.
+    pub async fn get_stream(
+        &self,
+        key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let path = parse_key(key)?;
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..GetOptions::default()
+        };
+        let result = self
+            .store
+            .get_opts(&path, options)
+            .await
+            .map_err(Error::from);
+        self.record("get", &result);
+        let store = self.clone();
+        Ok(result?
+            .into_stream()
+            .map(move |chunk| {
+                let chunk = chunk.map_err(Error::from);
+                if let Ok(b) = &chunk {
+                    store.bytes("out", b.len());
+                }
+                chunk
+            })
+            .boxed())
+    }
+
     /// The whole object at `key`.
     pub async fn get(&self, key: &str) -> Result<Bytes> {
         let path = parse_key(key)?;
@@ -226,6 +273,69 @@ impl BlobStore {
             Err(e) => Err(Error::unavailable(self.backend, e)),
         };
         self.record("ping", &result);
+        result
+    }
+}
+
+/// Size of the parts of a multipart upload (S3's minimum is 5 MiB for every part but the last).
+pub const MULTIPART_PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// Parts of one multipart upload sent at once: memory holds about this many parts plus the one
+/// being filled.
+const MULTIPART_CONCURRENCY: usize = 2;
+
+/// An object being written in parts ([`BlobStore::put_multipart`]). Dropped without
+/// [`BlobWriter::finish`], nothing becomes visible (the parts are abandoned; [`BlobWriter::abort`]
+/// also tells the store).
+pub struct BlobWriter {
+    inner: WriteMultipart,
+    store: BlobStore,
+    written: usize,
+}
+
+impl std::fmt::Debug for BlobWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobWriter")
+            .field("store", &self.store)
+            .field("written", &self.written)
+            .finish()
+    }
+}
+
+impl BlobWriter {
+    /// Append `data`, first waiting while too many parts are in flight.
+    pub async fn write(&mut self, data: Bytes) -> Result<()> {
+        let waited = self
+            .inner
+            .wait_for_capacity(MULTIPART_CONCURRENCY)
+            .await
+            .map_err(Error::from);
+        self.store.record("put_part", &waited);
+        waited?;
+        self.written += data.len();
+        self.inner.put(data);
+        Ok(())
+    }
+
+    /// Send the last part and make the object visible; returns its ETag.
+    pub async fn finish(self) -> Result<Option<String>> {
+        let result = self
+            .inner
+            .finish()
+            .await
+            .map(|r| r.e_tag)
+            .map_err(Error::from);
+        self.store.record("put_multipart_finish", &result);
+        if result.is_ok() {
+            self.store.bytes("in", self.written);
+        }
+        result
+    }
+
+    /// Give up: the parts already sent are discarded.
+    pub async fn abort(self) -> Result<()> {
+        let result = self.inner.abort().await.map_err(Error::from);
+        self.store.record("put_multipart_abort", &result);
         result
     }
 }

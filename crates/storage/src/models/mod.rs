@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod biasguard;
 pub mod biasguard_audit_logs;
 pub mod experiments;
+pub mod files;
 pub mod organization_invitations;
 pub mod organization_members;
 pub mod organizations;
@@ -26,6 +27,7 @@ pub use biasguard_audit_logs::{AuditLog, NewAuditLog};
 pub use experiments::{
     Assignment, Experiment, ExperimentChanges, ExperimentResult, MetricTotal, Recorded,
 };
+pub use files::{FileFilter, FileStored, StoredFile};
 pub use organization_invitations::Invitation;
 pub use organization_members::{Member, NewMember, Role};
 pub use organizations::{NewOrganization, Organization, OrganizationUpdate};

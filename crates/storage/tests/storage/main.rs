@@ -12,5 +12,6 @@ mod blobs;
 mod cache;
 mod database;
 mod experiments;
+mod files;
 mod retention;
 mod usage;

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod biasguard;
 pub mod config;
 pub mod fields;
+pub mod files;
 pub mod guards;
 pub mod organizations;
 pub mod query;
@@ -32,6 +33,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         config::endpoints(),
         biasguard::endpoints(),
         ab_testing::endpoints(),
+        files::endpoints(),
     ]
     .into_iter()
     .flatten()

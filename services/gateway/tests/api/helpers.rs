@@ -38,6 +38,14 @@ pub enum Auth<'a> {
 }
 
 pub async fn spawn(storage: StorageConfig, gateway: GatewaySettings) -> Gateway {
+    spawn_stoppable(storage, gateway).await.0
+}
+
+/// A gateway and the handle that stops it as a restart would (its background tasks end too).
+pub async fn spawn_stoppable(
+    storage: StorageConfig,
+    gateway: GatewaySettings,
+) -> (Gateway, actix_web::dev::ServerHandle) {
     let app = cg_gateway::startup::build(Config {
         server: server_config(),
         storage,
@@ -45,9 +53,13 @@ pub async fn spawn(storage: StorageConfig, gateway: GatewaySettings) -> Gateway 
     })
     .await
     .expect("build the gateway");
-    Gateway {
-        app: TestApp::run(app),
-    }
+    let handle = app.handle();
+    (
+        Gateway {
+            app: TestApp::run(app),
+        },
+        handle,
+    )
 }
 
 impl Gateway {

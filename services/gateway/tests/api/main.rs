@@ -11,6 +11,7 @@ mod api_keys;
 mod auth;
 mod biasguard_admin;
 mod binaries;
+mod files;
 mod guards;
 mod health;
 mod helpers;

@@ -307,6 +307,8 @@ pub async fn process(
     let started = Instant::now();
     let mut body = body.into_inner();
     let (mut kinds, deadline, client_type) = validate(&body)?;
+    crate::routes::files::scan::expand_file_id(&state, caller.organization_id, &mut body.payload)
+        .await?;
     // Looked up by the `Caller` extractor for the rate limit.
     let cached = req.extensions().get::<Arc<OrgProfile>>().cloned();
     let profile = match cached {
