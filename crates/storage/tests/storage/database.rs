@@ -61,7 +61,7 @@ async fn migrations_create_every_column_of_the_schema() {
         );
         assert_eq!(
             applied_migrations(&t.db).await.unwrap().len(),
-            4,
+            5,
             "{}",
             t.backend
         );
