@@ -2,6 +2,7 @@
 //! backends (see docs/operations.md).
 
 mod copy;
+mod sessions;
 mod validate;
 
 use std::process::ExitCode;
@@ -24,12 +25,15 @@ enum StorageCommand {
     /// Round trips on every configured backend and a check that no service is left on local
     /// storage in centralized mode; exit 1 on any failure.
     ValidateStorage(validate::ValidateArgs),
+    /// Move live database sessions into Redis with their remaining lifetime (storage variables).
+    MigrateSessionsToRedis(sessions::SessionsArgs),
 }
 
 pub async fn run(args: StorageArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         StorageCommand::Copy(args) => copy::run(args).await,
         StorageCommand::ValidateStorage(args) => validate::run(args).await,
+        StorageCommand::MigrateSessionsToRedis(args) => sessions::run(args).await,
     }
 }
 

@@ -220,3 +220,102 @@ async fn validate_storage_fails_when_a_backend_is_unreachable() {
         "{report}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_database_sessions_move_to_redis_and_keep_working() {
+    use cg_gateway::auth::secrets::{REFRESH_TOKEN_PREFIX, random_token, sha256_hex};
+    use cg_gateway::auth::sessions::{ClientInfo, SessionStore};
+    use cg_storage::config::SessionStorageType;
+    use cg_storage::models::Session;
+    use cg_storage::sql_types::{Id, Timestamp};
+
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let (Ok(redis), Some(cache)) = (
+        std::env::var("CG_TEST_REDIS_URL"),
+        cg_storage::testing::redis_cache().await,
+    ) else {
+        return;
+    };
+    let mut pooled = db.db.get().await.expect("connection");
+    let conn = &mut pooled.conn();
+    let user = NewUser::new("sessions@example.com", "$argon2id$v=19$hash", "Ada")
+        .insert(conn)
+        .await
+        .expect("user");
+    let now = *Timestamp::now();
+    let session = |token: &str, expires_in: chrono::Duration, replaced: bool| Session {
+        id: Id::new(),
+        user_id: user.id,
+        family_id: Id::new(),
+        refresh_token_hash: sha256_hex(token),
+        user_agent: None,
+        ip_address: None,
+        expires_at: Timestamp::from(now + expires_in),
+        revoked_at: None,
+        replaced_by: replaced.then(Id::new),
+        created_at: Timestamp::from(now),
+        last_used_at: None,
+    };
+    let token = random_token(REFRESH_TOKEN_PREFIX);
+    let live = session(&token, chrono::Duration::hours(2), false);
+    let expired = session("expired", chrono::Duration::hours(-1), false);
+    let rotated = session("rotated", chrono::Duration::hours(2), true);
+    for s in [&live, &expired, &rotated] {
+        s.insert(conn).await.expect("session");
+    }
+
+    let out = Command::new(env!("CARGO_BIN_EXE_codeguardians"))
+        .args(["storage", "migrate-sessions-to-redis"])
+        .env_clear()
+        .env("DATABASE_URL", &db.url)
+        .env("REDIS_URL", &redis)
+        .env("CACHE_KEY_PREFIX", cache.prefix())
+        .output()
+        .await
+        .expect("run migrate-sessions-to-redis");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("moved 1 live session(s)") && text(&out).contains("skipped 1 expired"),
+        "{}",
+        text(&out)
+    );
+
+    // In Redis with the lifetime it had left, out of the table; the others untouched.
+    let ttl = cache
+        .ttl(&format!("session:{}", live.refresh_token_hash))
+        .await
+        .expect("ttl")
+        .expect("moved session has a TTL");
+    assert!(
+        ttl <= std::time::Duration::from_secs(2 * 3600)
+            && ttl > std::time::Duration::from_secs(3600)
+    );
+    assert!(Session::find(conn, live.id).await.expect("find").is_none());
+    assert!(
+        Session::find(conn, expired.id)
+            .await
+            .expect("find")
+            .is_some()
+    );
+    assert!(
+        Session::find(conn, rotated.id)
+            .await
+            .expect("find")
+            .is_some()
+    );
+
+    // The gateway refreshes it from Redis.
+    let store = SessionStore::new(
+        SessionStorageType::Redis,
+        cache,
+        db.db.clone(),
+        std::time::Duration::from_secs(3600),
+    );
+    let issued = store
+        .rotate(&token, &ClientInfo::default())
+        .await
+        .expect("the moved session refreshes");
+    assert_eq!(issued.user_id, user.id);
+}
