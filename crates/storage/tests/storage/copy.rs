@@ -277,3 +277,176 @@ async fn a_dry_run_writes_nothing() {
         "not even the migrations ran"
     );
 }
+
+mod healthguard {
+    use std::ops::ControlFlow;
+
+    use cg_storage::config::{DatabaseTarget, PoolSettings};
+    use cg_storage::db::copy::{Scope, TableStatus, copy_tables, healthguard};
+    use cg_storage::models::{HealthSample, PoisonResult};
+    use cg_storage::sql_types::{Id, Timestamp};
+    use cg_storage::testing::TestDb;
+    use cg_storage::{Db, with_conn};
+    use diesel_async::SimpleAsyncConnection;
+    use serde_json::json;
+
+    use super::{CopyReport, copied, options, seed};
+
+    /// A legacy HealthGuard database as docs/operations.md describes it.
+    const LEGACY: &str = r#"
+        CREATE TABLE analysis_audit (id INTEGER PRIMARY KEY, timestamp TEXT, request_id TEXT,
+            batch_id TEXT, sample_id TEXT, is_poisoned INTEGER, confidence REAL,
+            detection_type TEXT, reasons TEXT, detector_scores TEXT, content_hash TEXT);
+        CREATE TABLE mitigation_audit (id INTEGER PRIMARY KEY, timestamp TEXT, request_id TEXT,
+            sample_id TEXT, action TEXT);
+        CREATE TABLE system_metrics (id INTEGER PRIMARY KEY, timestamp, cpu_percent REAL,
+            memory_mb REAL, status TEXT, active_requests INTEGER, total_requests INTEGER);
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)
+        INSERT INTO analysis_audit SELECT i, '2024-05-01 12:00:' || printf('%02d', i % 60) || '.123456',
+            'req-' || (i % 10), NULL, 's' || i, i % 2, 1.0 / (i + 2), 'backdoor',
+            '["trigger phrase"]', '{"lexical": 0.5}', printf('%064x', i) FROM n;
+        INSERT INTO mitigation_audit VALUES (1, '2024-05-01 12:01:00', 'req-2', 's2', 'quarantine'),
+            (2, '2024-05-01 12:02:00', 'req-2', 's2', 'remove');
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30)
+        INSERT INTO system_metrics SELECT i, 1714564800.25 + i * 60, 10.0 / i, 512.5, 'healthy',
+            i % 3, i * 100 FROM n;
+    "#;
+
+    async fn legacy_file(dir: &std::path::Path) -> Db {
+        let db = Db::connect(&DatabaseTarget::Sqlite {
+            path: dir.join("healthguard.db"),
+            source: "test",
+            pool: PoolSettings {
+                max_size: 2,
+                min_idle: None,
+                connect_timeout: std::time::Duration::from_secs(5),
+                acquire_timeout: std::time::Duration::from_secs(5),
+            },
+        })
+        .await
+        .unwrap();
+        let mut pooled = db.get().await.unwrap();
+        with_conn!(&mut pooled.conn(), |c| c.batch_execute(LEGACY).await).unwrap();
+        db
+    }
+
+    /// A result HealthGuard wrote to the target before the migration.
+    async fn existing_result(target: &Db) -> PoisonResult {
+        let row = PoisonResult {
+            id: Id::new(),
+            created_at: Timestamp::now(),
+            organization_id: None,
+            request_id: Some("already-there".into()),
+            batch_id: Id::new(),
+            sample_id: "x".into(),
+            is_poisoned: false,
+            confidence: 0.5,
+            label: None,
+            reasons: json!([]),
+            spans: json!([]),
+            detector_scores: json!({}),
+            content_sha256: String::new(),
+            mitigation: None,
+        };
+        let mut pooled = target.get().await.unwrap();
+        PoisonResult::insert_all(&mut pooled.conn(), std::slice::from_ref(&row))
+            .await
+            .unwrap();
+        row
+    }
+
+    async fn migrate(source: &Db, target: &Db) -> CopyReport {
+        let plan = healthguard::plan(source).await.unwrap();
+        copy_tables(
+            source,
+            target,
+            Some(plan),
+            Scope::SourceRows,
+            options(100),
+            &mut |_| ControlFlow::Continue(()),
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_legacy_healthguard_database_is_mapped_beside_existing_results() {
+        let Some(target) = TestDb::postgres().await else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let source = legacy_file(dir.path()).await;
+        existing_result(&target.db).await;
+
+        let report = migrate(&source, &target.db).await;
+        assert!(report.verified(), "{report:#?}");
+        assert_eq!(copied(&report), 280);
+        let mut pooled = target.db.get().await.unwrap();
+        let conn = &mut pooled.conn();
+        assert_eq!(PoisonResult::count(conn).await.unwrap(), 251);
+
+        let id: Id = "00000001-0000-8000-8000-000000000002".parse().unwrap();
+        let stored = PoisonResult::list(conn, None, 1000, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.id == id)
+            .unwrap();
+        assert_eq!(
+            stored.created_at.to_rfc3339(),
+            "2024-05-01T12:00:02.123456+00:00"
+        );
+        assert_eq!(
+            stored.mitigation.as_deref(),
+            Some("remove"),
+            "newest action"
+        );
+        assert_eq!(stored.label.as_deref(), Some("backdoor"));
+        assert!(!stored.is_poisoned);
+        assert_eq!(stored.confidence, 0.25);
+        assert_eq!(stored.reasons, json!(["trigger phrase"]));
+        assert_eq!(stored.detector_scores, json!({"lexical": 0.5}));
+
+        let samples = HealthSample::recent(conn, 100).await.unwrap();
+        assert_eq!(samples.len(), 30);
+        let first = samples.iter().find(|s| s.requests_total == 100).unwrap();
+        assert_eq!(first.memory_bytes, 537_395_200);
+        assert_eq!(first.cpu_percent, 10.0);
+        assert_eq!(
+            first.created_at.to_rfc3339(),
+            "2024-05-01T12:01:00.250+00:00"
+        );
+
+        // Run again: found, verified, nothing written.
+        let again = migrate(&source, &target.db).await;
+        assert!(again.verified(), "{again:#?}");
+        assert_eq!(copied(&again), 0);
+        assert!(
+            again
+                .tables
+                .iter()
+                .all(|t| t.status == TableStatus::AlreadyCopied)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn this_projects_embedded_file_gives_its_healthguard_tables_only() {
+        let Some(target) = TestDb::postgres().await else {
+            return;
+        };
+        let source = TestDb::sqlite().await;
+        let (_, _, results) = seed(&source.db).await;
+        existing_result(&target.db).await;
+
+        let report = migrate(&source.db, &target.db).await;
+        assert!(report.verified(), "{report:#?}");
+        let tables: Vec<&str> = report.tables.iter().map(|t| t.table.as_str()).collect();
+        assert_eq!(tables, healthguard::TABLES);
+        let mut pooled = target.db.get().await.unwrap();
+        let conn = &mut pooled.conn();
+        assert_eq!(
+            PoisonResult::count(conn).await.unwrap(),
+            results.len() as i64 + 1
+        );
+    }
+}

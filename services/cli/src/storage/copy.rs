@@ -9,8 +9,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use cg_storage::Db;
 use cg_storage::db::copy::{
-    CopyOptions, CopyReport, DEFAULT_BATCH_SIZE, Progress, TableStatus, copy_database,
+    CopyOptions, CopyReport, DEFAULT_BATCH_SIZE, Progress, Scope, SourceTable, TableStatus,
+    copy_tables,
 };
 
 /// Exit status of a copy stopped before the end (resumable).
@@ -24,6 +26,13 @@ pub struct CopyArgs {
     /// The PostgreSQL database: `postgres://USER:PASSWORD@HOST:PORT/DB` (migrated first).
     #[arg(long)]
     to: String,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// How a copy runs and reports (shared with `migrate-healthguard-to-postgres`).
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
     /// Report per table what would be copied; write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -38,6 +47,22 @@ pub struct CopyArgs {
 pub async fn run(args: CopyArgs) -> anyhow::Result<ExitCode> {
     let source = super::open(&args.from, "--from", true).await?;
     let target = super::open(&args.to, "--to", false).await?;
+    run_copy(&source, &target, None, Scope::Whole, &args.run).await
+}
+
+/// Run a copy with a progress bar and Ctrl-C handling; print the report; map it to the exit
+/// status.
+pub async fn run_copy(
+    source: &Db,
+    target: &Db,
+    tables: Option<Vec<SourceTable>>,
+    scope: Scope,
+    run: &RunArgs,
+) -> anyhow::Result<ExitCode> {
+    let options = CopyOptions {
+        batch_size: run.batch_size,
+        dry_run: run.dry_run,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let on_signal = Arc::clone(&stop);
     tokio::spawn(async move {
@@ -59,15 +84,11 @@ pub async fn run(args: CopyArgs) -> anyhow::Result<ExitCode> {
             ControlFlow::Continue(())
         }
     };
-    let options = CopyOptions {
-        batch_size: args.batch_size,
-        dry_run: args.dry_run,
-    };
-    let report = copy_database(&source, &target, options, &mut progress).await?;
+    let report = copy_tables(source, target, tables, scope, options, &mut progress).await?;
     if terminal {
         eprintln!();
     }
-    if args.json {
+    if run.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_report(&report);

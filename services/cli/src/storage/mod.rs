@@ -2,6 +2,7 @@
 //! backends (see docs/operations.md).
 
 mod copy;
+mod healthguard;
 mod sessions;
 mod validate;
 
@@ -25,6 +26,9 @@ enum StorageCommand {
     /// Round trips on every configured backend and a check that no service is left on local
     /// storage in centralized mode; exit 1 on any failure.
     ValidateStorage(validate::ValidateArgs),
+    /// Copy HealthGuard's results (a legacy HealthGuard SQLite database or this project's
+    /// embedded file) into PostgreSQL beside any already there.
+    MigrateHealthguardToPostgres(healthguard::HealthguardArgs),
     /// Move live database sessions into Redis with their remaining lifetime (storage variables).
     MigrateSessionsToRedis(sessions::SessionsArgs),
 }
@@ -33,6 +37,7 @@ pub async fn run(args: StorageArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         StorageCommand::Copy(args) => copy::run(args).await,
         StorageCommand::ValidateStorage(args) => validate::run(args).await,
+        StorageCommand::MigrateHealthguardToPostgres(args) => healthguard::run(args).await,
         StorageCommand::MigrateSessionsToRedis(args) => sessions::run(args).await,
     }
 }

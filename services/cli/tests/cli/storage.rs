@@ -319,3 +319,37 @@ async fn live_database_sessions_move_to_redis_and_keep_working() {
         .expect("the moved session refreshes");
     assert_eq!(issued.user_id, user.id);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn healthguard_results_of_an_embedded_file_move_to_postgres() {
+    let Some(target) = TestDb::postgres().await else {
+        return;
+    };
+    let source = TestDb::sqlite().await;
+    let out = Command::new(env!("CARGO_BIN_EXE_codeguardians"))
+        .args([
+            "storage",
+            "migrate-healthguard-to-postgres",
+            "--from",
+            &source.url,
+            "--json",
+        ])
+        .env_clear()
+        .env("HEALTHGUARD_DATABASE_URL", &target.url)
+        .output()
+        .await
+        .expect("run migrate-healthguard-to-postgres");
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let tables: Vec<&str> = report["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .filter_map(|t| t["table"].as_str())
+        .collect();
+    assert_eq!(
+        tables,
+        ["poisonguard_analysis_results", "poisonguard_health_metrics"]
+    );
+    assert!(report["target"].as_str().is_some_and(|t| !t.is_empty()));
+}

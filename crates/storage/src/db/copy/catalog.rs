@@ -13,13 +13,33 @@ use crate::error::{Error, Result};
 /// Bookkeeping tables that are not deployment data.
 const SKIPPED: &[&str] = &["__diesel_schema_migrations", super::PROGRESS_TABLE];
 
-/// One table as the source (SQLite) sees it.
+/// Where one target table's rows come from in the source (SQLite): the same table for a copy, a
+/// mapping of a legacy table otherwise.
 #[derive(Debug, Clone)]
 pub struct SourceTable {
+    /// The target table.
     pub name: String,
+    /// The `FROM` clause of the source (a quoted table name, possibly with an alias).
+    pub from: String,
+    /// Target column names.
     pub columns: Vec<String>,
-    /// Primary-key columns in key order (indexed, so batches are read in key order cheaply).
+    /// The SQLite expression giving each column, in `columns` order.
+    pub select: Vec<String>,
+    /// Source key expressions in key order (indexed, so batches are read in key order cheaply).
     pub key: Vec<String>,
+}
+
+impl SourceTable {
+    /// The same table on both sides, column for column.
+    pub fn identity(name: &str, columns: Vec<String>, key: &[String]) -> Self {
+        Self {
+            name: name.to_owned(),
+            from: super::quote(name),
+            select: columns.iter().map(|c| super::quote(c)).collect(),
+            columns,
+            key: key.iter().map(|k| super::quote(k)).collect(),
+        }
+    }
 }
 
 /// One table as the target (PostgreSQL) sees it.
@@ -108,11 +128,8 @@ pub async fn source_tables(conn: &mut Conn<'_>) -> Result<Vec<SourceTable>> {
                 "table {name} has no primary key: its rows cannot be copied resumably"
             )));
         }
-        tables.push(SourceTable {
-            name,
-            columns: all,
-            key: columns.into_iter().map(|col| col.name).collect(),
-        });
+        let key: Vec<String> = columns.into_iter().map(|col| col.name).collect();
+        tables.push(SourceTable::identity(&name, all, &key));
     }
     Ok(tables)
 }

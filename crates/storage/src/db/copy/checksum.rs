@@ -32,6 +32,11 @@ impl Checksum {
         self.rows += 1;
     }
 
+    /// How many rows were added.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
     /// Hex digest, as printed in reports.
     pub fn hex(&self) -> String {
         format!("{:032x}", self.sum)

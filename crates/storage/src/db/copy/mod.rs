@@ -15,6 +15,7 @@
 
 mod catalog;
 mod checksum;
+pub mod healthguard;
 
 use std::ops::ControlFlow;
 
@@ -142,6 +143,17 @@ struct Checkpoint {
     rows_copied: i64,
 }
 
+/// What the target must hold once a table is copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Exactly the source's rows: a target row the source lacks is a mismatch (a whole
+    /// deployment moved).
+    Whole,
+    /// The source's rows, beside any others (HealthGuard results merged into a database that
+    /// already has some); verification reads back only the rows copied.
+    SourceRows,
+}
+
 /// Copy every table of the SQLite `source` into the PostgreSQL `target` (migrated first).
 /// `progress` is called after each batch; returning `Break` stops after that batch, as an
 /// interruption would, and the report says which table to resume.
@@ -152,18 +164,30 @@ pub async fn copy_database(
     options: CopyOptions,
     progress: &mut (dyn FnMut(Progress<'_>) -> ControlFlow<()> + Send),
 ) -> Result<CopyReport> {
+    copy_tables(source, target, None, Scope::Whole, options, progress).await
+}
+
+/// The tables of the source, parents first (what [`copy_database`] copies).
+pub async fn source_tables(source: &Db) -> Result<Vec<SourceTable>> {
+    let mut pooled = source.get().await?;
+    catalog::source_tables(&mut pooled.conn()).await
+}
+
+/// Copy `tables` (every table of the source when `None`) from the SQLite `source` into the
+/// PostgreSQL `target` (migrated first), with the guarantees of this module.
+pub async fn copy_tables(
+    source: &Db,
+    target: &Db,
+    tables: Option<Vec<SourceTable>>,
+    scope: Scope,
+    options: CopyOptions,
+    progress: &mut (dyn FnMut(Progress<'_>) -> ControlFlow<()> + Send),
+) -> Result<CopyReport> {
     if source.backend() != "sqlite" || target.backend() != "postgres" {
         return Err(Error::Invalid(format!(
             "copy goes from an SQLite file to PostgreSQL, not from {} to {}",
             source.backend(),
             target.backend()
-        )));
-    }
-    let behind = pending_migrations(source).await?;
-    if !behind.is_empty() {
-        return Err(Error::Invalid(format!(
-            "the source is behind ({} pending): run `codeguardians migrate` on it first",
-            behind.join(", ")
         )));
     }
     let migrations = if options.dry_run {
@@ -175,13 +199,25 @@ pub async fn copy_database(
     let mut src = src_pooled.conn();
     let mut dst_pooled = target.get().await?;
     let mut dst = dst_pooled.conn();
-    let tables = catalog::source_tables(&mut src).await?;
+    let tables = match tables {
+        Some(tables) => tables,
+        None => {
+            let behind = pending_migrations(source).await?;
+            if !behind.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "the source is behind ({} pending): run `codeguardians migrate` on it first",
+                    behind.join(", ")
+                )));
+            }
+            catalog::source_tables(&mut src).await?
+        }
+    };
     let source_id = source.display();
     let batch_size = options.batch_size.max(1);
     let mut reports = Vec::with_capacity(tables.len());
     let mut stopped = false;
     for table in &tables {
-        let source_rows = count(&mut src, &table.name).await?;
+        let source_rows = count(&mut src, &table.from).await?;
         if stopped {
             reports.push(TableReport::new(
                 table,
@@ -216,13 +252,11 @@ pub async fn copy_database(
             plan_table(&mut dst, &source_id, table, source_rows).await?
         } else {
             copy_table(
-                &mut src,
-                &mut dst,
+                (&mut src, &mut dst),
                 &source_id,
                 table,
                 &shape,
-                source_rows,
-                batch_size,
+                (scope, source_rows, batch_size),
                 progress,
             )
             .await
@@ -262,7 +296,7 @@ async fn plan_table(
     source_rows: u64,
 ) -> Result<TableReport> {
     let mut report = TableReport::new(table, TableStatus::WouldCopy, source_rows);
-    report.target_rows = count(dst, &table.name).await?;
+    report.target_rows = count(dst, &quote(&table.name)).await?;
     report.resumed_after = checkpoint(dst, source_id, &table.name)
         .await?
         .map(|c| u64::try_from(c.rows_copied).unwrap_or(0));
@@ -270,27 +304,24 @@ async fn plan_table(
     Ok(report)
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one table's copy needs both connections, the table on each side and the run's settings"
-)]
+/// Copy one table: `(src, dst)` connections, `(scope, source rows, batch size)`.
 async fn copy_table(
-    src: &mut Conn<'_>,
-    dst: &mut Conn<'_>,
+    (src, dst): (&mut Conn<'_>, &mut Conn<'_>),
     source_id: &str,
     table: &SourceTable,
     shape: &TargetTable,
-    source_rows: u64,
-    batch_size: usize,
+    (scope, source_rows, batch_size): (Scope, u64, usize),
     progress: &mut (dyn FnMut(Progress<'_>) -> ControlFlow<()> + Send),
 ) -> Result<TableReport> {
     let mut report = TableReport::new(table, TableStatus::Copied, source_rows);
     let resume = checkpoint(dst, source_id, &table.name).await?;
-    if resume.is_none() && count(dst, &table.name).await? == source_rows {
-        let (source_sum, target_sum) = checksums(src, dst, table, shape, batch_size).await?;
+    let may_match =
+        scope == Scope::SourceRows || count(dst, &quote(&table.name)).await? == source_rows;
+    if resume.is_none() && may_match {
+        let (source_sum, target_sum) = checksums(src, dst, table, shape, scope, batch_size).await?;
         if source_sum == target_sum {
             report.status = TableStatus::AlreadyCopied;
-            report.target_rows = source_rows;
+            report.target_rows = target_sum.rows();
             report.source_checksum = Some(source_sum.hex());
             report.target_checksum = Some(target_sum.hex());
             return Ok(report);
@@ -308,13 +339,7 @@ async fn copy_table(
         let Some(last) = rows.last() else { break };
         let last_key = last.key.clone();
         let sent = rows.len() as u64;
-        let batch = format!(
-            "[{}]",
-            rows.iter()
-                .map(|r| r.row.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+        let batch = batch_json(&rows);
         let copied = done + sent;
         dst.transaction(async |conn: &mut Conn<'_>| -> Result<()> {
             let pg = postgres(conn)?;
@@ -347,12 +372,15 @@ async fn copy_table(
         });
         if step.is_break() {
             report.status = TableStatus::Interrupted;
-            report.target_rows = count(dst, &table.name).await?;
+            report.target_rows = count(dst, &quote(&table.name)).await?;
             return Ok(report);
         }
     }
-    let (source_sum, target_sum) = checksums(src, dst, table, shape, batch_size).await?;
-    report.target_rows = count(dst, &table.name).await?;
+    let (source_sum, target_sum) = checksums(src, dst, table, shape, scope, batch_size).await?;
+    report.target_rows = match scope {
+        Scope::Whole => count(dst, &quote(&table.name)).await?,
+        Scope::SourceRows => target_sum.rows(),
+    };
     if report.target_rows != source_rows || source_sum != target_sum {
         report.status = TableStatus::Mismatch;
     }
@@ -370,16 +398,20 @@ async fn copy_table(
     Ok(report)
 }
 
-/// Both sides' checksums of one table, each read in batches in its own key order.
+/// Both sides' checksums of one table, each read in batches in its own key order; with
+/// [`Scope::SourceRows`] the target side is the rows whose keys the source's batches hold.
 async fn checksums(
     src: &mut Conn<'_>,
     dst: &mut Conn<'_>,
     table: &SourceTable,
     shape: &TargetTable,
+    scope: Scope,
     batch_size: usize,
 ) -> Result<(Checksum, Checksum)> {
     let mut source_sum = Checksum::default();
+    let mut target_sum = Checksum::default();
     let read = sqlite_select(table, shape, batch_size);
+    let matching = postgres_matching(&table.name, shape);
     let mut after: Option<String> = None;
     loop {
         let rows = read_source(src, &read, after.as_deref()).await?;
@@ -388,8 +420,19 @@ async fn checksums(
         for row in &rows {
             source_sum.add(shape, &parse(&row.row)?);
         }
+        if scope == Scope::SourceRows {
+            let batch: Vec<JsonRow> = diesel::sql_query(&matching)
+                .bind::<Text, _>(batch_json(&rows))
+                .load(postgres(dst)?)
+                .await?;
+            for row in &batch {
+                target_sum.add(shape, &parse(&row.row)?);
+            }
+        }
     }
-    let mut target_sum = Checksum::default();
+    if scope == Scope::SourceRows {
+        return Ok((source_sum, target_sum));
+    }
     let read = postgres_select(&table.name, shape, batch_size);
     let mut after: Option<String> = None;
     loop {
@@ -412,6 +455,17 @@ async fn checksums(
     Ok((source_sum, target_sum))
 }
 
+/// The rows of one batch as the JSON array `json_populate_recordset` reads.
+fn batch_json(rows: &[JsonRow]) -> String {
+    format!(
+        "[{}]",
+        rows.iter()
+            .map(|r| r.row.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
 fn parse(row: &str) -> Result<serde_json::Value> {
     serde_json::from_str(row).map_err(|e| Error::Corrupt(format!("row rendered as JSON: {e}")))
 }
@@ -432,7 +486,7 @@ fn in_table(table: &str, err: Error) -> Error {
     }
 }
 
-fn quote(identifier: &str) -> String {
+pub(crate) fn quote(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
 }
 
@@ -452,25 +506,25 @@ fn sqlite_select(table: &SourceTable, shape: &TargetTable, limit: usize) -> Batc
     let fields = table
         .columns
         .iter()
-        .map(|c| {
-            let q = quote(c);
+        .zip(&table.select)
+        .map(|(c, expr)| {
             let value = match shape.column_type(c) {
-                Some("json" | "jsonb") => format!("json({q})"),
+                Some("json" | "jsonb") => format!("json({expr})"),
                 // The default 15 digits would round the value; 17 give it back exactly.
                 Some("double precision" | "real" | "numeric") => format!(
-                    "CASE WHEN typeof({q}) IN ('real', 'integer') \
-                     THEN printf('%!.17g', {q}) ELSE {q} END"
+                    "CASE WHEN typeof({expr}) IN ('real', 'integer') \
+                     THEN printf('%!.17g', {expr}) ELSE {expr} END"
                 ),
-                _ => q,
+                _ => expr.clone(),
             };
             format!("'{}', {value}", c.replace('\'', "''"))
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let key = key_list(&table.key);
+    let key = table.key.join(", ");
     let from = format!(
         "SELECT json_array({key}) AS key, json_object({fields}) AS row FROM {}",
-        quote(&table.name)
+        table.from
     );
     let bound = (0..table.key.len())
         .map(|i| format!("json_extract(?1, '$[{i}]')"))
@@ -482,10 +536,9 @@ fn sqlite_select(table: &SourceTable, shape: &TargetTable, limit: usize) -> Batc
     }
 }
 
-/// PostgreSQL side, in the target's own key order. Floats travel as text, like the SQLite side's:
-/// serde_json's default float parser can be one unit in the last place off, Rust's `parse` is not.
-fn postgres_select(name: &str, shape: &TargetTable, limit: usize) -> BatchedRead {
-    let key = key_list(&shape.key);
+/// A target row as a JSON object. Floats travel as text, like the SQLite side's: serde_json's
+/// default float parser can be one unit in the last place off, Rust's `parse` is not.
+fn postgres_row(shape: &TargetTable) -> String {
     let fields = shape
         .columns
         .iter()
@@ -499,9 +552,26 @@ fn postgres_select(name: &str, shape: &TargetTable, limit: usize) -> BatchedRead
         })
         .collect::<Vec<_>>()
         .join(", ");
+    format!("json_build_object({fields})::text")
+}
+
+/// The target rows whose keys are those of a batch (`$1`, the batch's rows as a JSON array).
+fn postgres_matching(name: &str, shape: &TargetTable) -> String {
+    let key = key_list(&shape.key);
+    format!(
+        "SELECT ''::text AS key, {row} AS row FROM {t} WHERE ({key}) IN \
+         (SELECT {key} FROM json_populate_recordset(NULL::{t}, $1::json))",
+        row = postgres_row(shape),
+        t = quote(name)
+    )
+}
+
+/// PostgreSQL side, in the target's own key order.
+fn postgres_select(name: &str, shape: &TargetTable, limit: usize) -> BatchedRead {
+    let key = key_list(&shape.key);
     let from = format!(
-        "SELECT json_build_array({key})::text AS key, json_build_object({fields})::text AS row \
-         FROM {}",
+        "SELECT json_build_array({key})::text AS key, {} AS row FROM {}",
+        postgres_row(shape),
         quote(name)
     );
     let bound = shape
@@ -561,8 +631,9 @@ async fn read_source(
     })
 }
 
-async fn count(conn: &mut Conn<'_>, table: &str) -> Result<u64> {
-    let sql = format!("SELECT count(*) AS n FROM {}", quote(table));
+/// Rows of a `FROM` clause (a quoted table name, possibly with an alias).
+async fn count(conn: &mut Conn<'_>, from: &str) -> Result<u64> {
+    let sql = format!("SELECT count(*) AS n FROM {from}");
     let row: Count = crate::with_conn!(conn, |c| diesel::sql_query(&sql).get_result(c).await)?;
     Ok(u64::try_from(row.n).unwrap_or(0))
 }
