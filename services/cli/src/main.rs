@@ -8,6 +8,7 @@
 //! - `train`: fit a guard's learned component on the dev data, leaving the held-out rows out.
 //! - `probe`: one GET, exit 0 on 2xx (the container image's HEALTHCHECK, without curl).
 //! - `org set-tier ORG TIER`: put an organisation on a subscription tier.
+//! - `storage copy`: move an embedded deployment (SQLite) onto PostgreSQL.
 //!
 //! Storage variables are those of `cg_storage::config`.
 
@@ -17,6 +18,7 @@ mod eval;
 mod migrate;
 mod org;
 mod probe;
+mod storage;
 mod train;
 mod up;
 
@@ -49,6 +51,8 @@ enum Command {
     Probe(probe::ProbeArgs),
     /// Organisation administration (DATABASE_URL): `org set-tier ORG TIER`.
     Org(org::OrgArgs),
+    /// Storage operations: `storage copy --from sqlite://… --to postgres://…`.
+    Storage(storage::StorageArgs),
 }
 
 #[tokio::main]
@@ -68,6 +72,7 @@ async fn main() -> ExitCode {
         Command::Train(args) => train::run(args).await,
         Command::Probe(args) => probe::run(args).await,
         Command::Org(args) => org::run(args).await,
+        Command::Storage(args) => storage::run(args).await,
     };
     match result {
         Ok(code) => code,

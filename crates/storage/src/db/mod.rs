@@ -7,6 +7,7 @@
 //! }
 //! ```
 
+pub mod copy;
 mod migrate;
 mod pool;
 mod retention;

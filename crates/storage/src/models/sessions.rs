@@ -151,6 +151,48 @@ impl Session {
         })?)
     }
 
+    /// Sessions that can still be refreshed at `now` (not expired, revoked or rotated), in id
+    /// order after `after`, `limit` at a time.
+    pub async fn live_page(
+        conn: &mut Conn<'_>,
+        now: Timestamp,
+        after: Option<Id>,
+        limit: i64,
+    ) -> Result<Vec<Self>> {
+        let after = after.unwrap_or(Id(uuid::Uuid::nil()));
+        Ok(crate::with_conn!(conn, |c| {
+            sessions::table
+                .filter(sessions::expires_at.gt(now))
+                .filter(sessions::revoked_at.is_null())
+                .filter(sessions::replaced_by.is_null())
+                .filter(sessions::id.gt(after))
+                .order(sessions::id)
+                .limit(limit)
+                .select(Self::as_select())
+                .load(c)
+                .await
+        })?)
+    }
+
+    /// How many sessions had expired by `now` (still in the table until the next sweep).
+    pub async fn count_expired(conn: &mut Conn<'_>, now: Timestamp) -> Result<i64> {
+        Ok(crate::with_conn!(conn, |c| {
+            sessions::table
+                .filter(sessions::expires_at.le(now))
+                .count()
+                .get_result(c)
+                .await
+        })?)
+    }
+
+    /// Delete one session; returns whether it existed.
+    pub async fn delete(conn: &mut Conn<'_>, id: Id) -> Result<bool> {
+        let n = crate::with_conn!(conn, |c| {
+            diesel::delete(sessions::table.find(id)).execute(c).await
+        })?;
+        Ok(n > 0)
+    }
+
     /// Delete sessions that expired before `now`; returns how many.
     pub async fn delete_expired(conn: &mut Conn<'_>, now: Timestamp) -> Result<usize> {
         Ok(crate::with_conn!(conn, |c| {

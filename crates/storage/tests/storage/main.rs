@@ -10,6 +10,7 @@
 mod biasguard;
 mod blobs;
 mod cache;
+mod copy;
 mod database;
 mod experiments;
 mod files;

@@ -10,4 +10,5 @@
 mod migrate;
 mod org;
 mod probe;
+mod storage;
 mod up;

@@ -278,6 +278,38 @@ impl SessionStore {
         Ok(())
     }
 
+    /// Give a live database session to Redis with the lifetime it has left, then delete its row,
+    /// so the token has one home (`codeguardians storage migrate-sessions-to-redis`). Rows of
+    /// rotated or revoked sessions are left alone: they are what detects an old token's reuse. A
+    /// token already used through Redis is not brought back. Safe to repeat.
+    pub async fn move_to_cache(&self, row: &Session, now: Timestamp) -> Result<()> {
+        let Some(cache) = &self.cache else {
+            return Err(
+                anyhow::anyhow!("sessions are not kept in Redis (SESSION_STORAGE_TYPE)").into(),
+            );
+        };
+        let remaining = (*row.expires_at - *now)
+            .to_std()
+            .map_err(|_| anyhow::anyhow!("session {} has expired", row.id))?;
+        let hash = &row.refresh_token_hash;
+        if cache.get(&used_key(hash)).await?.is_none() {
+            let record = Record {
+                id: row.id,
+                user_id: row.user_id,
+                family_id: row.family_id,
+                expires_at: row.expires_at,
+            };
+            let value = serde_json::to_vec(&record).map_err(anyhow::Error::from)?;
+            cache.set(&live_key(hash), &value, Some(remaining)).await?;
+            cache
+                .set(&index_key(row.id), hash.as_bytes(), Some(remaining))
+                .await?;
+        }
+        let mut pooled = self.db.get().await?;
+        Session::delete(&mut pooled.conn(), row.id).await?;
+        Ok(())
+    }
+
     /// Delete expired database sessions every `interval` until `shutdown`.
     pub async fn clean_up_every(
         self,
