@@ -6,7 +6,13 @@ use crate::traffic::rate_limit::rate_limit_headers;
 use actix_web::middleware::from_fn;
 use std::borrow::Cow;
 
-use actix_web::web;
+use std::sync::Arc;
+
+use actix_web::dev::ResourceDef;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{ALLOW, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use cg_service_kit::ApiError;
 use utoipa::ToSchema;
 use utoipa::openapi::path::{
     HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
@@ -42,7 +48,12 @@ pub struct Body {
 pub fn body<T: ToSchema + 'static>() -> Option<Body> {
     Some(Body {
         name: T::name,
-        register: |c| c.schema_from::<T>(),
+        // With the schemas it refers to (enums and structs inside it), or their `$ref`s dangle.
+        register: |c| {
+            let mut nested = Vec::new();
+            T::schemas(&mut nested);
+            c.schema_from::<T>().schemas_from_iter(nested)
+        },
     })
 }
 
@@ -120,26 +131,101 @@ impl Endpoint {
     }
 }
 
-/// Register every endpoint, then `/openapi.json` and `/docs`.
+/// The routes every service serves (from the kit), documented here with the gateway's own.
+const KIT_ROUTES: [(HttpMethod, &str, &str); 3] = [
+    (
+        HttpMethod::Get,
+        "/health",
+        "Health of this replica: a status word per dependency (details on the admin port)",
+    ),
+    (HttpMethod::Get, "/health/live", "Liveness"),
+    (
+        HttpMethod::Get,
+        "/health/ready",
+        "Readiness (503 when a dependency is down)",
+    ),
+];
+
+/// Register every endpoint, then a 405 answer for the methods a documented path does not
+/// support, then `/openapi.json` and `/docs`.
 pub fn register(cfg: &mut web::ServiceConfig, endpoints: Vec<Endpoint>) {
     let doc = document(&endpoints);
+    let allowed = Arc::new(AllowedMethods::of(&endpoints));
+    let mut paths: Vec<&'static str> = KIT_ROUTES.iter().map(|(_, path, _)| *path).collect();
     for e in endpoints {
         let route = (e.route)();
+        if !paths.contains(&e.path) {
+            paths.push(e.path);
+        }
         if e.access == Access::Caller {
             cfg.route(e.path, route.wrap(from_fn(rate_limit_headers)));
         } else {
             cfg.route(e.path, route);
         }
     }
+    // Registered after every real route, so they only see the requests no route took: a
+    // path that exists with a method it does not support.
+    for path in paths {
+        let allowed = allowed.clone();
+        cfg.route(
+            path,
+            web::route().to(move |req: HttpRequest| {
+                let allow = allowed.for_path(req.path());
+                async move { Err::<HttpResponse, _>(method_not_allowed(allow)) }
+            }),
+        );
+    }
     cfg.route(
         "/docs",
         web::get().to(|| async {
-            actix_web::HttpResponse::Found()
+            HttpResponse::Found()
                 .insert_header((actix_web::http::header::LOCATION, "/docs/"))
                 .finish()
         }),
     )
     .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc));
+}
+
+/// Which methods each documented path pattern supports.
+struct AllowedMethods(Vec<(ResourceDef, &'static str)>);
+
+impl AllowedMethods {
+    fn of(endpoints: &[Endpoint]) -> Self {
+        let kit = KIT_ROUTES.iter().map(|(m, p, _)| (*p, m));
+        let own = endpoints.iter().map(|e| (e.path, &e.method));
+        Self(
+            kit.chain(own)
+                .map(|(path, method)| (ResourceDef::new(path), method_name(method)))
+                .collect(),
+        )
+    }
+
+    /// The methods of every pattern `path` matches (more than one pattern can: `/users/me` and
+    /// `/users/{id}`), upper case, comma-separated, as `Allow` lists them.
+    fn for_path(&self, path: &str) -> String {
+        let mut methods: Vec<String> = Vec::new();
+        for (def, method) in &self.0 {
+            let method = method.to_uppercase();
+            if def.is_match(path) && !methods.contains(&method) {
+                methods.push(method);
+            }
+        }
+        methods.join(", ")
+    }
+}
+
+/// 405 in the shared envelope, with `Allow`.
+fn method_not_allowed(allow: String) -> ApiError {
+    let message = format!("method not allowed; this path supports {allow}");
+    let mut error = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        message,
+    );
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        error = error.with_header(ALLOW, value);
+    }
+    error
 }
 
 fn error_responses(e: &Endpoint) -> Vec<(u16, &'static str)> {
@@ -180,6 +266,7 @@ fn error_responses(e: &Endpoint) -> Vec<(u16, &'static str)> {
 pub fn document(endpoints: &[Endpoint]) -> OpenApi {
     let mut components = ComponentsBuilder::new()
         .schema_from::<cg_service_kit::ErrorBody>()
+        .schema_from::<cg_service_kit::error::ErrorDetail>()
         .security_scheme(
             "bearer",
             SecurityScheme::Http(
@@ -196,20 +283,7 @@ pub fn document(endpoints: &[Endpoint]) -> OpenApi {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
     let mut paths = PathsBuilder::new();
-    let kit = [
-        (
-            HttpMethod::Get,
-            "/health",
-            "Health of this replica: a status word per dependency (details on the admin port)",
-        ),
-        (HttpMethod::Get, "/health/live", "Liveness"),
-        (
-            HttpMethod::Get,
-            "/health/ready",
-            "Readiness (503 when a dependency is down)",
-        ),
-    ];
-    for (method, path, summary) in kit {
+    for (method, path, summary) in KIT_ROUTES {
         let op = OperationBuilder::new()
             .summary(Some(summary))
             .tag("operations")

@@ -18,6 +18,7 @@ mod openapi;
 mod organizations;
 mod processes;
 mod real_guards;
+mod security;
 mod sessions;
 mod startup;
 mod tiers;

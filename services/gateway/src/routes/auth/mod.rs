@@ -86,7 +86,7 @@ pub(crate) fn tokens(
     issued: crate::auth::sessions::Issued,
 ) -> crate::error::Result<TokenResponse> {
     Ok(TokenResponse {
-        access_token: state.tokens.issue(issued.user_id, issued.session_id)?,
+        access_token: state.tokens.issue(&issued)?,
         refresh_token: issued.refresh_token,
         token_type: "bearer",
         expires_in: state.tokens.ttl_secs(),
