@@ -67,6 +67,8 @@ pub struct Endpoint {
     pub tag: &'static str,
     pub access: Access,
     pub body: Option<Body>,
+    /// Whether the body may be left out.
+    pub body_optional: bool,
     /// Status of a successful answer.
     pub ok: u16,
 }
@@ -108,6 +110,7 @@ impl Endpoint {
             tag,
             access: Access::Caller,
             body: None,
+            body_optional: false,
             ok: 200,
         }
     }
@@ -121,6 +124,14 @@ impl Endpoint {
     #[must_use]
     pub fn body(mut self, body: Option<Body>) -> Self {
         self.body = body;
+        self
+    }
+
+    /// The body may be left out.
+    #[must_use]
+    pub fn optional_body(mut self, body: Option<Body>) -> Self {
+        self.body = body;
+        self.body_optional = true;
         self
     }
 
@@ -200,13 +211,20 @@ impl AllowedMethods {
         )
     }
 
-    /// The methods of every pattern `path` matches (more than one pattern can: `/users/me` and
-    /// `/users/{id}`), upper case, comma-separated, as `Allow` lists them.
+    /// The methods of the documented path `path` falls under, upper case, comma-separated, as
+    /// `Allow` lists them. Of several matching patterns (`/users/me` and `/users/{id}`) the one
+    /// without parameters is the one that path is documented under.
     fn for_path(&self, path: &str) -> String {
+        let matching = self.0.iter().filter(|(def, _)| def.is_match(path));
+        let pattern = matching
+            .clone()
+            .find(|(def, _)| def.pattern().is_some_and(|p| !p.contains('{')))
+            .or_else(|| matching.clone().next())
+            .and_then(|(def, _)| def.pattern());
         let mut methods: Vec<String> = Vec::new();
         for (def, method) in &self.0 {
             let method = method.to_uppercase();
-            if def.is_match(path) && !methods.contains(&method) {
+            if def.pattern() == pattern && !methods.contains(&method) {
                 methods.push(method);
             }
         }
@@ -228,37 +246,43 @@ fn method_not_allowed(allow: String) -> ApiError {
     error
 }
 
+/// The error statuses a route can answer: those every route shares, those its access implies,
+/// those its method and path imply.
 fn error_responses(e: &Endpoint) -> Vec<(u16, &'static str)> {
     let mut out = vec![
         (400, "malformed request"),
-        (413, "body larger than the limit"),
         (422, "well-formed but invalid"),
+        (500, "internal error"),
+        (503, "a backend is unavailable; retry later"),
     ];
-    if e.access != Access::Public {
-        out.push((401, "missing or invalid credentials"));
-        out.push((403, "not allowed"));
+    let writes = matches!(
+        e.method,
+        HttpMethod::Post | HttpMethod::Put | HttpMethod::Patch | HttpMethod::Delete
+    );
+    if e.body.is_some() || writes {
+        out.push((413, "body larger than the limit"));
+        out.push((415, "the body is not application/json"));
     }
-    if e.access == Access::Caller {
+    let auth_route = e.path.starts_with("/api/v1/auth/");
+    if e.access != Access::Public || auth_route {
+        out.push((401, "missing or invalid credentials"));
+        out.push((403, "not allowed (role, scope, or a person's login needed)"));
         out.push((429, "a rate limit is spent (Retry-After, X-RateLimit-*)"));
     }
-    if e.path.contains('{') || e.access == Access::Caller {
+    if e.access != Access::Public || e.path.contains('{') {
         out.push((404, "not found (or another organisation's)"));
     }
-    if matches!(
-        e.method,
-        HttpMethod::Post | HttpMethod::Put | HttpMethod::Patch
-    ) {
+    if writes || e.access == Access::Caller {
         out.push((409, "conflicts with existing state"));
+    }
+    if e.access == Access::Caller {
+        out.push((402, "the organisation's monthly budget is spent"));
     }
     if e.path.starts_with("/api/v1/guards/process") || e.path.starts_with("/api/v1/guards/scan") {
         out.push((502, "the guard failed"));
-        out.push((503, "the guard is unavailable"));
         out.push((504, "the guard timed out"));
     }
-    if e.path == "/api/v1/auth/login" {
-        out.push((429, "too many attempts"));
-    }
-    out.push((500, "internal error"));
+    out.sort_unstable();
     out
 }
 
@@ -321,6 +345,13 @@ pub fn document(endpoints: &[Endpoint]) -> OpenApi {
                     .name("X-Organization-ID")
                     .parameter_in(ParameterIn::Header)
                     .required(Required::False)
+                    .schema(Some(
+                        utoipa::openapi::ObjectBuilder::new()
+                            .schema_type(utoipa::openapi::schema::Type::String)
+                            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                                utoipa::openapi::KnownFormat::Uuid,
+                            ))),
+                    ))
                     .description(Some(
                         "Act in this organisation (users only; default: the oldest membership)",
                     )),
@@ -334,7 +365,11 @@ pub fn document(endpoints: &[Endpoint]) -> OpenApi {
                         "application/json",
                         Content::new(Some(Ref::from_schema_name((b.name)()))),
                     )
-                    .required(Some(Required::True))
+                    .required(Some(if e.body_optional {
+                        Required::False
+                    } else {
+                        Required::True
+                    }))
                     .build(),
             ));
         }

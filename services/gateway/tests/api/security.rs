@@ -148,6 +148,17 @@ async fn logout_ends_the_whole_family_or_says_it_ended_nothing() {
     let storage = TestStorage::embedded();
     let gw = spawn(storage.config.clone(), settings()).await;
     let old = gw.sign_up("sam@example.com").await;
+    // A malformed body is refused, not read as "no refresh token" (which would end the session
+    // of the access token instead).
+    let (status, body) = gw
+        .post(
+            "/api/v1/auth/logout",
+            Auth::Bearer(access(&old)),
+            json!({"refresh_token": 5}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(me_status(&gw, &old).await, 200, "nothing ended");
     let (_, newest) = gw.refresh(refresh(&old)).await;
     let resp = gw
         .app

@@ -19,9 +19,21 @@ pub struct LogoutBody {
 pub async fn logout(
     state: web::Data<AppState>,
     user: Option<AuthUser>,
-    body: Option<web::Json<LogoutBody>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse> {
-    let token = body.and_then(|b| b.into_inner().refresh_token);
+    // The body is optional, but one that is sent must be right: a malformed one is refused
+    // rather than read as "no refresh token".
+    let token = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<LogoutBody>(&body)
+            .map_err(|e| GatewayError::BadRequest {
+                code: "invalid_json",
+                message: format!("the body is not a logout request: {e}"),
+                details: serde_json::json!({}),
+            })?
+            .refresh_token
+    };
     let family = match &token {
         Some(token) => state.sessions.family_of(token.trim()).await?,
         None => None,

@@ -65,10 +65,10 @@ pub fn endpoints() -> Vec<Endpoint> {
             "/api/v1/auth/logout",
             || web::post().to(logout::logout),
             TAG,
-            "End a session",
+            "End a session family (503 when that cannot be done everywhere)",
         )
         .access(Access::Public)
-        .body(body::<logout::LogoutBody>()),
+        .optional_body(body::<logout::LogoutBody>()),
         Endpoint::new(
             HttpMethod::Get,
             "/api/v1/auth/me",
