@@ -148,6 +148,12 @@ impl Gateway {
         self.send(self.request(Method::DELETE, path, auth)).await
     }
 
+    /// DELETE with a JSON body (`DELETE /users/me {password}`).
+    pub async fn delete_json(&self, path: &str, auth: Auth<'_>, body: Value) -> (u16, Value) {
+        self.send(self.request(Method::DELETE, path, auth).json(&body))
+            .await
+    }
+
     /// Register `email` and log in; returns the login answer.
     pub async fn sign_up(&self, email: &str) -> Value {
         let (status, body) = self

@@ -216,35 +216,19 @@ async fn deleting_the_account_needs_its_password() {
     let gw = spawn(storage.config.clone(), settings()).await;
     let tokens = gw.sign_up("uma@example.com").await;
     let auth = Auth::Bearer(access(&tokens));
-    let (status, body) = gw
-        .send(
-            gw.app
-                .client
-                .delete(format!("{}/api/v1/users/me", gw.app.address))
-                .bearer_auth(access(&tokens))
-                .json(&json!({})),
-        )
-        .await;
+    let (status, body) = gw.delete_json("/api/v1/users/me", auth, json!({})).await;
     assert!(status == 400 || status == 422, "{status}: {body}");
     let (status, body) = gw
-        .send(
-            gw.app
-                .client
-                .delete(format!("{}/api/v1/users/me", gw.app.address))
-                .bearer_auth(access(&tokens))
-                .json(&json!({"password": "not the password"})),
+        .delete_json(
+            "/api/v1/users/me",
+            auth,
+            json!({"password": "not the password"}),
         )
         .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(gw.get("/api/v1/users/me", auth).await.0, 200, "still there");
     let (status, body) = gw
-        .send(
-            gw.app
-                .client
-                .delete(format!("{}/api/v1/users/me", gw.app.address))
-                .bearer_auth(access(&tokens))
-                .json(&json!({"password": PASSWORD})),
-        )
+        .delete_json("/api/v1/users/me", auth, json!({"password": PASSWORD}))
         .await;
     assert_eq!(status, 204, "{body}");
     assert_eq!(me_status(&gw, &tokens).await, 401, "its sessions ended");
