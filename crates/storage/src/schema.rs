@@ -149,6 +149,7 @@ diesel::table! {
         replaced_by -> Nullable<DbUuid>,
         created_at -> DbTimestamp,
         last_used_at -> Nullable<DbTimestamp>,
+        family_started_at -> DbTimestamp,
     }
 }
 

@@ -91,32 +91,80 @@ impl<V: Clone + Send + Sync + 'static> AnnouncedCache<V> {
         }
     }
 
-    /// Forget every id another replica announces, until `shutdown`; everything when the
-    /// subscription is lost (announcements may have been missed).
+    /// Forget every id another replica announces, until `shutdown`; everything whenever the
+    /// subscription is (re)joined (announcements may have been missed while it was away).
     pub async fn follow(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut channel = Follower::new(&self.cache, self.channel);
+        while let Some(event) = channel.next(&shutdown).await {
+            match event {
+                Event::Joined => self.forget_all(),
+                Event::Message(message) => match message.parse::<Id>() {
+                    Ok(id) => self.forget(id).await,
+                    Err(_) => {
+                        tracing::warn!(%message, channel = self.channel, "unreadable announcement");
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// What following a channel brings.
+#[derive(Debug)]
+pub enum Event {
+    /// The subscription was (re)established: what was published while it was away is lost, so
+    /// a follower catches up (drops its cache, rereads a record).
+    Joined,
+    /// A message published on the channel.
+    Message(String),
+}
+
+/// Follows one Redis channel, joining it again every second while it is lost.
+#[derive(Debug)]
+pub struct Follower<'a> {
+    cache: &'a Cache,
+    channel: &'static str,
+    subscription: Option<cg_storage::cache::Subscription>,
+}
+
+impl<'a> Follower<'a> {
+    pub fn new(cache: &'a Cache, channel: &'static str) -> Self {
+        Self {
+            cache,
+            channel,
+            subscription: None,
+        }
+    }
+
+    /// The next event, or `None` once `shutdown` is cancelled.
+    pub async fn next(&mut self, shutdown: &CancellationToken) -> Option<Event> {
         loop {
-            let sub = tokio::select! {
-                () = shutdown.cancelled() => return,
-                s = self.cache.subscribe(self.channel) => s,
-            };
-            if let Ok(mut sub) = sub {
-                loop {
-                    let message = tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        m = sub.next() => m,
-                    };
-                    let Some(message) = message else { break };
-                    match message.parse::<Id>() {
-                        Ok(id) => self.forget(id).await,
-                        Err(_) => {
-                            tracing::warn!(%message, channel = self.channel, "unreadable announcement");
-                        }
+            if let Some(subscription) = &mut self.subscription {
+                let message = tokio::select! {
+                    () = shutdown.cancelled() => return None,
+                    m = subscription.next() => m,
+                };
+                if let Some(message) = message {
+                    return Some(Event::Message(message));
+                }
+                self.subscription = None;
+            } else {
+                let joined = tokio::select! {
+                    () = shutdown.cancelled() => return None,
+                    s = self.cache.subscribe(self.channel) => s,
+                };
+                match joined {
+                    Ok(subscription) => {
+                        self.subscription = Some(subscription);
+                        return Some(Event::Joined);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, channel = self.channel, "subscribing failed; retrying");
                     }
                 }
-                self.forget_all();
             }
             tokio::select! {
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => return None,
                 () = tokio::time::sleep(RESUBSCRIBE) => {}
             }
         }

@@ -6,7 +6,13 @@ use crate::traffic::rate_limit::rate_limit_headers;
 use actix_web::middleware::from_fn;
 use std::borrow::Cow;
 
-use actix_web::web;
+use std::sync::Arc;
+
+use actix_web::dev::ResourceDef;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{ALLOW, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use cg_service_kit::ApiError;
 use utoipa::ToSchema;
 use utoipa::openapi::path::{
     HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
@@ -42,7 +48,12 @@ pub struct Body {
 pub fn body<T: ToSchema + 'static>() -> Option<Body> {
     Some(Body {
         name: T::name,
-        register: |c| c.schema_from::<T>(),
+        // With the schemas it refers to (enums and structs inside it), or their `$ref`s dangle.
+        register: |c| {
+            let mut nested = Vec::new();
+            T::schemas(&mut nested);
+            c.schema_from::<T>().schemas_from_iter(nested)
+        },
     })
 }
 
@@ -58,6 +69,8 @@ pub struct Endpoint {
     pub body: Option<Body>,
     /// Media type of a body that is not JSON (an upload), documented as binary.
     pub raw_body: Option<&'static str>,
+    /// Whether the body may be left out.
+    pub body_optional: bool,
     /// Status of a successful answer.
     pub ok: u16,
 }
@@ -100,6 +113,7 @@ impl Endpoint {
             access: Access::Caller,
             body: None,
             raw_body: None,
+            body_optional: false,
             ok: 200,
         }
     }
@@ -116,6 +130,14 @@ impl Endpoint {
         self
     }
 
+    /// The body may be left out.
+    #[must_use]
+    pub fn optional_body(mut self, body: Option<Body>) -> Self {
+        self.body = body;
+        self.body_optional = true;
+        self
+    }
+
     #[must_use]
     pub fn raw_body(mut self, media_type: &'static str) -> Self {
         self.raw_body = Some(media_type);
@@ -129,21 +151,54 @@ impl Endpoint {
     }
 }
 
-/// Register every endpoint, then `/openapi.json` and `/docs`.
+/// The routes every service serves (from the kit), documented here with the gateway's own.
+const KIT_ROUTES: [(HttpMethod, &str, &str); 3] = [
+    (
+        HttpMethod::Get,
+        "/health",
+        "Health of this replica: a status word per dependency (details on the admin port)",
+    ),
+    (HttpMethod::Get, "/health/live", "Liveness"),
+    (
+        HttpMethod::Get,
+        "/health/ready",
+        "Readiness (503 when a dependency is down)",
+    ),
+];
+
+/// Register every endpoint, then a 405 answer for the methods a documented path does not
+/// support, then `/openapi.json` and `/docs`.
 pub fn register(cfg: &mut web::ServiceConfig, endpoints: Vec<Endpoint>) {
     let doc = document(&endpoints);
+    let allowed = Arc::new(AllowedMethods::of(&endpoints));
+    let mut paths: Vec<&'static str> = KIT_ROUTES.iter().map(|(_, path, _)| *path).collect();
     for e in endpoints {
         let route = (e.route)();
+        if !paths.contains(&e.path) {
+            paths.push(e.path);
+        }
         if e.access == Access::Caller {
             cfg.route(e.path, route.wrap(from_fn(rate_limit_headers)));
         } else {
             cfg.route(e.path, route);
         }
     }
+    // Registered after every real route, so they only see the requests no route took: a
+    // path that exists with a method it does not support.
+    for path in paths {
+        let allowed = allowed.clone();
+        cfg.route(
+            path,
+            web::route().to(move |req: HttpRequest| {
+                let allow = allowed.for_path(req.path());
+                async move { Err::<HttpResponse, _>(method_not_allowed(allow)) }
+            }),
+        );
+    }
     cfg.route(
         "/docs",
         web::get().to(|| async {
-            actix_web::HttpResponse::Found()
+            HttpResponse::Found()
                 .insert_header((actix_web::http::header::LOCATION, "/docs/"))
                 .finish()
         }),
@@ -151,43 +206,103 @@ pub fn register(cfg: &mut web::ServiceConfig, endpoints: Vec<Endpoint>) {
     .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", doc));
 }
 
+/// Which methods each documented path pattern supports.
+struct AllowedMethods(Vec<(ResourceDef, &'static str)>);
+
+impl AllowedMethods {
+    fn of(endpoints: &[Endpoint]) -> Self {
+        let kit = KIT_ROUTES.iter().map(|(m, p, _)| (*p, m));
+        let own = endpoints.iter().map(|e| (e.path, &e.method));
+        Self(
+            kit.chain(own)
+                .map(|(path, method)| (ResourceDef::new(path), method_name(method)))
+                .collect(),
+        )
+    }
+
+    /// The methods of the documented path `path` falls under, upper case, comma-separated, as
+    /// `Allow` lists them. Of several matching patterns (`/users/me` and `/users/{id}`) the one
+    /// without parameters is the one that path is documented under.
+    fn for_path(&self, path: &str) -> String {
+        let matching = self.0.iter().filter(|(def, _)| def.is_match(path));
+        let pattern = matching
+            .clone()
+            .find(|(def, _)| def.pattern().is_some_and(|p| !p.contains('{')))
+            .or_else(|| matching.clone().next())
+            .and_then(|(def, _)| def.pattern());
+        let mut methods: Vec<String> = Vec::new();
+        for (def, method) in &self.0 {
+            let method = method.to_uppercase();
+            if def.pattern() == pattern && !methods.contains(&method) {
+                methods.push(method);
+            }
+        }
+        methods.join(", ")
+    }
+}
+
+/// 405 in the shared envelope, with `Allow`.
+fn method_not_allowed(allow: String) -> ApiError {
+    let message = format!("method not allowed; this path supports {allow}");
+    let mut error = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        message,
+    );
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        error = error.with_header(ALLOW, value);
+    }
+    error
+}
+
+/// The error statuses a route can answer: those every route shares, those its access implies,
+/// those its method and path imply.
 fn error_responses(e: &Endpoint) -> Vec<(u16, &'static str)> {
     let mut out = vec![
         (400, "malformed request"),
-        (413, "body larger than the limit"),
         (422, "well-formed but invalid"),
+        (500, "internal error"),
+        (503, "a backend is unavailable; retry later"),
     ];
-    if e.access != Access::Public {
-        out.push((401, "missing or invalid credentials"));
-        out.push((403, "not allowed"));
+    let writes = matches!(
+        e.method,
+        HttpMethod::Post | HttpMethod::Put | HttpMethod::Patch | HttpMethod::Delete
+    );
+    if e.body.is_some() || writes {
+        out.push((413, "body larger than the limit"));
+        out.push((415, "the body is not application/json"));
     }
-    if e.access == Access::Caller {
+    let auth_route = e.path.starts_with("/api/v1/auth/");
+    if e.access != Access::Public || auth_route {
+        out.push((401, "missing or invalid credentials"));
+        out.push((403, "not allowed (role, scope, or a person's login needed)"));
         out.push((429, "a rate limit is spent (Retry-After, X-RateLimit-*)"));
     }
-    if e.path.contains('{') || e.access == Access::Caller {
+    if e.access != Access::Public || e.path.contains('{') {
         out.push((404, "not found (or another organisation's)"));
     }
-    if matches!(
-        e.method,
-        HttpMethod::Post | HttpMethod::Put | HttpMethod::Patch
-    ) {
+    if writes || e.access == Access::Caller {
         out.push((409, "conflicts with existing state"));
+    }
+    if e.access == Access::Caller {
+        out.push((402, "the organisation's monthly budget is spent"));
     }
     if e.path.starts_with("/api/v1/guards/process") || e.path.starts_with("/api/v1/guards/scan") {
         out.push((502, "the guard failed"));
-        out.push((503, "the guard is unavailable"));
         out.push((504, "the guard timed out"));
     }
     if e.path.starts_with("/api/v1/upload/") {
-        out.push((403, "a signed URL that is invalid or expired"));
-        out.push((415, "a file type ALLOWED_FILE_TYPES does not accept"));
-        out.push((416, "a Range outside the file"));
-        out.push((503, "storage unavailable"));
+        for (status, what) in [
+            (403, "a signed URL that is invalid or expired"),
+            (415, "a file type ALLOWED_FILE_TYPES does not accept"),
+            (416, "a Range outside the file"),
+        ] {
+            if !out.iter().any(|(s, _)| *s == status) {
+                out.push((status, what));
+            }
+        }
     }
-    if e.path == "/api/v1/auth/login" {
-        out.push((429, "too many attempts"));
-    }
-    out.push((500, "internal error"));
+    out.sort_unstable();
     out
 }
 
@@ -195,6 +310,7 @@ fn error_responses(e: &Endpoint) -> Vec<(u16, &'static str)> {
 pub fn document(endpoints: &[Endpoint]) -> OpenApi {
     let mut components = ComponentsBuilder::new()
         .schema_from::<cg_service_kit::ErrorBody>()
+        .schema_from::<cg_service_kit::error::ErrorDetail>()
         .security_scheme(
             "bearer",
             SecurityScheme::Http(
@@ -211,20 +327,7 @@ pub fn document(endpoints: &[Endpoint]) -> OpenApi {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
     let mut paths = PathsBuilder::new();
-    let kit = [
-        (
-            HttpMethod::Get,
-            "/health",
-            "Health of this replica: a status word per dependency (details on the admin port)",
-        ),
-        (HttpMethod::Get, "/health/live", "Liveness"),
-        (
-            HttpMethod::Get,
-            "/health/ready",
-            "Readiness (503 when a dependency is down)",
-        ),
-    ];
-    for (method, path, summary) in kit {
+    for (method, path, summary) in KIT_ROUTES {
         let op = OperationBuilder::new()
             .summary(Some(summary))
             .tag("operations")
@@ -262,6 +365,13 @@ pub fn document(endpoints: &[Endpoint]) -> OpenApi {
                     .name("X-Organization-ID")
                     .parameter_in(ParameterIn::Header)
                     .required(Required::False)
+                    .schema(Some(
+                        utoipa::openapi::ObjectBuilder::new()
+                            .schema_type(utoipa::openapi::schema::Type::String)
+                            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                                utoipa::openapi::KnownFormat::Uuid,
+                            ))),
+                    ))
                     .description(Some(
                         "Act in this organisation (users only; default: the oldest membership)",
                     )),
@@ -275,7 +385,11 @@ pub fn document(endpoints: &[Endpoint]) -> OpenApi {
                         "application/json",
                         Content::new(Some(Ref::from_schema_name((b.name)()))),
                     )
-                    .required(Some(Required::True))
+                    .required(Some(if e.body_optional {
+                        Required::False
+                    } else {
+                        Required::True
+                    }))
                     .build(),
             ));
         }

@@ -5,11 +5,16 @@
 //! |---|---|---|
 //! | `JWT_SECRET` | — (required, ≥ 32 chars) | HMAC key of access tokens; the same on every replica |
 //! | `ACCESS_TOKEN_TTL` | 900 | access-token lifetime, seconds (refresh sessions: `SESSION_TTL`) |
+//! | `SESSION_MAX_LIFETIME` | 2592000 (30 days) | longest a login's session family lives, seconds, however often it is refreshed |
 //! | `LOGIN_ATTEMPTS_PER_ACCOUNT` | 10 | login attempts per account per 15 minutes |
 //! | `LOGIN_ATTEMPTS_PER_IP` | 50 | login attempts per client address per 15 minutes |
+//! | `REGISTRATIONS_PER_IP_PER_HOUR` | 10 | registrations per client address per hour |
+//! | `ORGANIZATIONS_PER_USER_PER_HOUR` | 5 | organisations a user (and an address) may create per hour |
+//! | `MAX_ORGANIZATIONS_PER_USER` | 20 | organisations a user may belong to when creating one more |
 //! | `INVITATION_TTL_HOURS` | 72 | how long an invitation can be accepted |
 //! | `DEFAULT_TIER` | `free` | subscription tier of every new organisation (an active tier's name; start-up refuses an unknown one); `codeguardians up` sets `enterprise`, which includes every guard |
-//! | `CG_TRUST_PROXY_HEADERS` | false | take the client address from `X-Forwarded-For` (only behind a proxy that sets it) |
+//! | `CG_TRUST_PROXY_HEADERS` | false | the gateway runs behind a proxy that appends to `X-Forwarded-For`: take the client address from that header (the right-most hop not in `CG_TRUSTED_PROXIES`) |
+//! | `CG_TRUSTED_PROXIES` | — | comma-separated addresses or CIDR ranges of further proxies in front of that one (their hops are skipped) |
 //! | `TOKENGUARD_URL` … `HEALTHGUARD_URL` | `http://127.0.0.1:8001` … `:8005` | where each guard listens |
 //! | `CIRCUIT_BREAKER_FAILURES` | 5 | consecutive failures that open a guard's circuit |
 //! | `CIRCUIT_BREAKER_COOLDOWN_SECS` | 60 | how long an open circuit waits before one probe call |
@@ -37,8 +42,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 900;
+const DEFAULT_SESSION_MAX_LIFETIME_SECS: u64 = 30 * 24 * 3600;
 const DEFAULT_LOGIN_ATTEMPTS_PER_ACCOUNT: u64 = 10;
 const DEFAULT_LOGIN_ATTEMPTS_PER_IP: u64 = 50;
+const DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR: u64 = 10;
+const DEFAULT_ORGANIZATIONS_PER_USER_PER_HOUR: u64 = 5;
+const DEFAULT_MAX_ORGANIZATIONS_PER_USER: u64 = 20;
 const DEFAULT_INVITATION_TTL_HOURS: u64 = 72;
 const MIN_JWT_SECRET_LEN: usize = 32;
 const DEFAULT_DEFAULT_TIER: &str = "free";
@@ -65,15 +74,25 @@ pub struct GatewaySettings {
     #[serde(default)]
     pub access_token_ttl: Option<u64>,
     #[serde(default)]
+    pub session_max_lifetime: Option<u64>,
+    #[serde(default)]
     pub login_attempts_per_account: Option<u64>,
     #[serde(default)]
     pub login_attempts_per_ip: Option<u64>,
+    #[serde(default)]
+    pub registrations_per_ip_per_hour: Option<u64>,
+    #[serde(default)]
+    pub organizations_per_user_per_hour: Option<u64>,
+    #[serde(default)]
+    pub max_organizations_per_user: Option<u64>,
     #[serde(default)]
     pub invitation_ttl_hours: Option<u64>,
     #[serde(default)]
     pub default_tier: Option<String>,
     #[serde(default)]
     pub cg_trust_proxy_headers: Option<bool>,
+    #[serde(default)]
+    pub cg_trusted_proxies: Option<String>,
     #[serde(default)]
     pub circuit_breaker_failures: Option<u32>,
     #[serde(default)]
@@ -161,6 +180,10 @@ impl GatewaySettings {
             )));
         }
         self.file_limits()?;
+        self.parse_trusted_proxies()?;
+        if self.session_max_lifetime == Some(0) {
+            return Err(ConfigError::err("SESSION_MAX_LIFETIME must be positive"));
+        }
         for kind in GuardKind::ALL {
             let url = self.guard_url(kind);
             let parsed = url::Url::parse(&url)
@@ -189,6 +212,28 @@ impl GatewaySettings {
         )
     }
 
+    pub fn session_max_lifetime(&self) -> Duration {
+        Duration::from_secs(
+            self.session_max_lifetime
+                .unwrap_or(DEFAULT_SESSION_MAX_LIFETIME_SECS),
+        )
+    }
+
+    pub fn registrations_per_ip_per_hour(&self) -> u64 {
+        self.registrations_per_ip_per_hour
+            .unwrap_or(DEFAULT_REGISTRATIONS_PER_IP_PER_HOUR)
+    }
+
+    pub fn organizations_per_user_per_hour(&self) -> u64 {
+        self.organizations_per_user_per_hour
+            .unwrap_or(DEFAULT_ORGANIZATIONS_PER_USER_PER_HOUR)
+    }
+
+    pub fn max_organizations_per_user(&self) -> u64 {
+        self.max_organizations_per_user
+            .unwrap_or(DEFAULT_MAX_ORGANIZATIONS_PER_USER)
+    }
+
     pub fn login_attempts_per_account(&self) -> u64 {
         self.login_attempts_per_account
             .unwrap_or(DEFAULT_LOGIN_ATTEMPTS_PER_ACCOUNT)
@@ -214,6 +259,29 @@ impl GatewaySettings {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .unwrap_or(DEFAULT_DEFAULT_TIER)
+    }
+
+    fn parse_trusted_proxies(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        self.cg_trusted_proxies
+            .iter()
+            .flat_map(|list| list.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError::err(format!(
+                            "CG_TRUSTED_PROXIES: {s:?} is not an address or CIDR range"
+                        ))
+                    })
+            })
+            .collect()
+    }
+
+    /// `CG_TRUSTED_PROXIES`, checked at start-up.
+    pub fn trusted_proxies(&self) -> Vec<ipnet::IpNet> {
+        self.parse_trusted_proxies().unwrap_or_default()
     }
 
     pub fn trust_proxy_headers(&self) -> bool {

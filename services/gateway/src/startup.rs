@@ -57,6 +57,7 @@ pub async fn build(config: Config) -> anyhow::Result<Application> {
                 .clean_up_every(cleanup_every, shutdown.clone()),
         );
         tokio::spawn(state.api_keys.clone().follow_revocations(shutdown.clone()));
+        tokio::spawn(state.revocations.clone().follow(shutdown.clone()));
         {
             let state = state.clone();
             let shutdown = shutdown.clone();

@@ -6,6 +6,7 @@ use cg_storage::{Cache, Db, Storage};
 
 use crate::auth::api_keys::ApiKeys;
 use crate::auth::memberships::Memberships;
+use crate::auth::revocations::Revocations;
 use crate::auth::sessions::SessionStore;
 use crate::auth::tokens::TokenIssuer;
 use crate::config::{Config, GatewaySettings};
@@ -23,6 +24,8 @@ pub struct AppState {
     pub storage: Storage,
     pub tokens: TokenIssuer,
     pub sessions: SessionStore,
+    /// Ended sessions whose access tokens have not expired yet.
+    pub revocations: Arc<Revocations>,
     pub api_keys: Arc<ApiKeys>,
     pub memberships: Arc<Memberships>,
     pub guards: Arc<GuardRegistry>,
@@ -61,6 +64,7 @@ impl AppState {
             settings.jwt_secret(),
             settings.file_limits()?,
         ));
+        let revocations = Arc::new(Revocations::new(cache.clone(), settings.access_token_ttl()));
         Ok(Self {
             tokens: TokenIssuer::new(settings.jwt_secret(), settings.access_token_ttl())?,
             sessions: SessionStore::new(
@@ -68,7 +72,10 @@ impl AppState {
                 cache.clone(),
                 db.clone(),
                 config.storage.session_ttl(),
+                settings.session_max_lifetime(),
+                revocations.clone(),
             ),
+            revocations,
             api_keys: Arc::new(ApiKeys::new(cache.clone(), db.clone())),
             memberships: Arc::new(Memberships::new(db.clone(), cache.clone())),
             guards: Arc::new(GuardRegistry::new(

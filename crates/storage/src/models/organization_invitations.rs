@@ -90,4 +90,53 @@ impl Invitation {
                 .await
         })?)
     }
+
+    /// Revoke an open invitation of `organization_id`; false when there is none with that id
+    /// (unknown, another organisation's, already accepted or revoked).
+    pub async fn revoke(
+        conn: &mut Conn<'_>,
+        organization_id: Id,
+        id: Id,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let n = crate::with_conn!(conn, |c| {
+            diesel::update(
+                organization_invitations::table
+                    .filter(organization_invitations::id.eq(id))
+                    .filter(organization_invitations::organization_id.eq(organization_id))
+                    .filter(organization_invitations::accepted_at.is_null())
+                    .filter(organization_invitations::revoked_at.is_null()),
+            )
+            .set(organization_invitations::revoked_at.eq(Some(now)))
+            .execute(c)
+            .await
+        })?;
+        Ok(n == 1)
+    }
+
+    /// Close the expired, unaccepted invitations of `email` to `organization_id` (marked revoked
+    /// when they expired), so they no longer block a new one.
+    pub async fn close_expired(
+        conn: &mut Conn<'_>,
+        organization_id: Id,
+        email: &str,
+        now: Timestamp,
+    ) -> Result<usize> {
+        Ok(crate::with_conn!(conn, |c| {
+            diesel::update(
+                organization_invitations::table
+                    .filter(organization_invitations::organization_id.eq(organization_id))
+                    .filter(organization_invitations::email.eq(email))
+                    .filter(organization_invitations::accepted_at.is_null())
+                    .filter(organization_invitations::revoked_at.is_null())
+                    .filter(organization_invitations::expires_at.le(now)),
+            )
+            .set(
+                organization_invitations::revoked_at
+                    .eq(organization_invitations::expires_at.nullable()),
+            )
+            .execute(c)
+            .await
+        })?)
+    }
 }

@@ -26,6 +26,8 @@ pub struct Session {
     pub replaced_by: Option<Id>,
     pub created_at: Timestamp,
     pub last_used_at: Option<Timestamp>,
+    /// When the family's login happened; rotation keeps it.
+    pub family_started_at: Timestamp,
 }
 
 /// What a rotation found.

@@ -5,9 +5,12 @@
 //! reuse of an old token. The database and Redis come from the storage variables.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
+use cg_gateway::auth::revocations::Revocations;
 use cg_gateway::auth::sessions::SessionStore;
+use cg_gateway::config::GatewaySettings;
 use cg_storage::config::{Mode, SessionStorageType};
 use cg_storage::models::Session;
 use cg_storage::sql_types::Timestamp;
@@ -37,11 +40,16 @@ pub async fn run(args: SessionsArgs) -> anyhow::Result<ExitCode> {
         cache.mode() == Mode::Centralized,
         "no Redis configured (REDIS_URL or REDIS_HOST): sessions have nowhere to move"
     );
+    // Moving a session reads neither the family's maximum lifetime nor the revocation list: the
+    // gateway's defaults stand in for them.
+    let defaults = GatewaySettings::default();
     let store = SessionStore::new(
         SessionStorageType::Redis,
-        cache,
+        cache.clone(),
         db.clone(),
         config.session_ttl(),
+        defaults.session_max_lifetime(),
+        Arc::new(Revocations::new(cache, defaults.access_token_ttl())),
     );
     let now = Timestamp::now();
     let mut pooled = db.get().await?;

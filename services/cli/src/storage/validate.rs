@@ -207,6 +207,7 @@ async fn session(db: &Db) -> anyhow::Result<String> {
                 id: probe,
                 user_id: user.id,
                 family_id: probe,
+                family_started_at: now,
                 refresh_token_hash: hash.clone(),
                 user_agent: None,
                 ip_address: None,

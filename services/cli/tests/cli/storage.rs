@@ -249,6 +249,7 @@ async fn live_database_sessions_move_to_redis_and_keep_working() {
         id: Id::new(),
         user_id: user.id,
         family_id: Id::new(),
+        family_started_at: Timestamp::from(now),
         refresh_token_hash: sha256_hex(token),
         user_agent: None,
         ip_address: None,
@@ -309,9 +310,14 @@ async fn live_database_sessions_move_to_redis_and_keep_working() {
     // The gateway refreshes it from Redis.
     let store = SessionStore::new(
         SessionStorageType::Redis,
-        cache,
+        cache.clone(),
         db.db.clone(),
         std::time::Duration::from_secs(3600),
+        std::time::Duration::from_secs(30 * 86_400),
+        std::sync::Arc::new(cg_gateway::auth::revocations::Revocations::new(
+            cache,
+            std::time::Duration::from_secs(900),
+        )),
     );
     let issued = store
         .rotate(&token, &ClientInfo::default())

@@ -14,7 +14,9 @@ use cg_storage::{Cache, Db};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use super::scopes::Scope;
 use super::secrets::{API_KEY_PREFIX, API_KEY_VISIBLE_CHARS, random_token, sha256_hex};
+use crate::announce::{Event, Follower};
 use crate::error::{GatewayError, Result};
 
 const LOCAL_TTL: Duration = Duration::from_secs(1);
@@ -23,7 +25,6 @@ const REDIS_TTL: Duration = Duration::from_secs(300);
 /// Unknown keys are remembered briefly so a flood of bad keys does not reach the database.
 const NEGATIVE_TTL: Duration = Duration::from_secs(60);
 const REVOKED_CHANNEL: &str = "api-keys:revoked";
-const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
 
 /// What authenticating a key needs to know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,19 +32,33 @@ pub struct KeyInfo {
     pub id: Id,
     pub organization_id: Id,
     pub role: Role,
+    /// Absent from entries cached before keys had scopes: such an entry allows nothing and is
+    /// read again from the database within `REDIS_TTL`.
+    #[serde(default)]
+    pub scopes: Vec<Scope>,
     pub expires_at: Option<Timestamp>,
     pub revoked: bool,
 }
 
 impl KeyInfo {
     fn of(key: &ApiKey) -> Result<Self> {
+        let role = key.role.parse()?;
         Ok(Self {
             id: key.id,
             organization_id: key.organization_id,
-            role: key.role.parse()?,
+            role,
+            scopes: scopes_of(key, role),
             expires_at: key.expires_at,
             revoked: key.revoked_at.is_some(),
         })
+    }
+}
+
+/// A key's scopes as stored; those of keys from before scopes existed when it lists none.
+pub fn scopes_of(key: &ApiKey, role: Role) -> Vec<Scope> {
+    match serde_json::from_value::<Vec<Scope>>(key.scopes.clone()) {
+        Ok(scopes) if !scopes.is_empty() => scopes,
+        _ => Scope::legacy_for(role),
     }
 }
 
@@ -127,17 +142,24 @@ impl ApiKeys {
             Err(e) => return Err(e.into()),
         }
         let found = self.load(hash).await?;
+        self.fill(hash, &found).await;
+        Ok(found)
+    }
+
+    /// Put what the database said about `hash` into Redis, unless something is there already:
+    /// a revocation made while this replica was reading writes its own entry, and that entry
+    /// must win over this (possibly older) one.
+    async fn fill(&self, hash: &str, found: &Option<KeyInfo>) {
         let ttl = if found.is_some() {
             REDIS_TTL
         } else {
             NEGATIVE_TTL
         };
-        if let Ok(value) = serde_json::to_vec(&found)
-            && let Err(e) = self.cache.set(&redis_key(hash), &value, Some(ttl)).await
+        if let Ok(value) = serde_json::to_vec(found)
+            && let Err(e) = self.cache.set_nx(&redis_key(hash), &value, Some(ttl)).await
         {
             tracing::warn!(error = %e, "caching an API key failed");
         }
-        Ok(found)
     }
 
     async fn load(&self, hash: &str) -> Result<Option<KeyInfo>> {
@@ -149,13 +171,14 @@ impl ApiKeys {
             .transpose()
     }
 
-    /// Create a key for `organization_id` with `role`.
+    /// Create a key for `organization_id` with `role` and `scopes`.
     pub async fn create(
         &self,
         organization_id: Id,
         created_by: Option<Id>,
         name: &str,
         role: Role,
+        scopes: &[Scope],
         expires_at: Option<Timestamp>,
     ) -> Result<Created> {
         let secret = random_token(API_KEY_PREFIX);
@@ -167,7 +190,7 @@ impl ApiKeys {
             prefix: secret.chars().take(API_KEY_VISIBLE_CHARS).collect(),
             key_hash: sha256_hex(&secret),
             role: role.as_str().to_owned(),
-            scopes: serde_json::json!([]),
+            scopes: serde_json::to_value(scopes).map_err(anyhow::Error::from)?,
             last_used_at: None,
             expires_at,
             revoked_at: None,
@@ -190,10 +213,18 @@ impl ApiKeys {
                 })?
         };
         self.local.invalidate(&key.key_hash);
-        // The database says revoked; the caches must not say otherwise for long. If Redis is down
-        // its entry expires within REDIS_TTL and other replicas' entries within LOCAL_TTL.
-        if let Err(e) = self.cache.delete(&redis_key(&key.key_hash)).await {
-            tracing::warn!(error = %e, "dropping a revoked API key from Redis failed");
+        // The database says revoked; Redis says so too, overwriting whatever is there, and a
+        // replica filling its entry from an older read cannot overwrite this one (see `fill`).
+        // If Redis is down its entry expires within REDIS_TTL and other replicas' entries within
+        // LOCAL_TTL.
+        let revoked = KeyInfo::of(&key)?;
+        if let Ok(value) = serde_json::to_vec(&Some(revoked))
+            && let Err(e) = self
+                .cache
+                .set(&redis_key(&key.key_hash), &value, Some(REDIS_TTL))
+                .await
+        {
+            tracing::warn!(error = %e, "marking a revoked API key in Redis failed");
         }
         if let Err(e) = self.cache.publish(REVOKED_CHANNEL, &key.key_hash).await {
             tracing::warn!(error = %e, "announcing a revoked API key failed");
@@ -203,22 +234,11 @@ impl ApiKeys {
 
     /// Drop revoked keys announced by other replicas, until `shutdown`.
     pub async fn follow_revocations(self: Arc<Self>, shutdown: CancellationToken) {
-        loop {
-            match self.cache.subscribe(REVOKED_CHANNEL).await {
-                Ok(mut sub) => loop {
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        msg = sub.next() => match msg {
-                            Some(hash) => self.local.invalidate(&hash),
-                            None => break,
-                        },
-                    }
-                },
-                Err(e) => tracing::warn!(error = %e, "subscribing to API key revocations failed"),
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(RESUBSCRIBE_AFTER) => {}
+        let mut channel = Follower::new(&self.cache, REVOKED_CHANNEL);
+        while let Some(event) = channel.next(&shutdown).await {
+            // Nothing to catch up on joining: entries live a second.
+            if let Event::Message(hash) = event {
+                self.local.invalidate(&hash);
             }
         }
     }
@@ -267,5 +287,62 @@ impl ApiKeys {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cg_storage::models::NewUser;
+    use cg_storage::testing::TestStorage;
+
+    /// Replica two read the key from the database just before replica one revoked it, and
+    /// writes what it read into Redis just after: the revocation still holds on every replica.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_revocation_wins_over_a_concurrent_cache_fill() {
+        let test = TestStorage::embedded();
+        let needs = cg_storage::Needs {
+            database: true,
+            cache: true,
+            blobs: false,
+        };
+        let storage = cg_service_kit::startup::open_storage("gateway", &test.config, needs)
+            .await
+            .unwrap();
+        let (db, cache) = (
+            storage.db().unwrap().clone(),
+            storage.cache().unwrap().clone(),
+        );
+        let org = {
+            let mut pooled = db.get().await.unwrap();
+            let conn = &mut pooled.conn();
+            let user = NewUser::new("race@example.com", "x", "Race")
+                .insert(conn)
+                .await
+                .unwrap();
+            let name = crate::domain::OrgName::parse("Race").unwrap();
+            crate::tenancy::create_organization(conn, &name, user.id, "free")
+                .await
+                .unwrap()
+                .id
+        };
+        let one = ApiKeys::new(cache.clone(), db.clone());
+        let two = ApiKeys::new(cache.clone(), db.clone());
+        let created = one
+            .create(org, None, "k", Role::Member, &[Scope::Process], None)
+            .await
+            .unwrap();
+        let hash = sha256_hex(&created.secret);
+
+        let stale = two.load(&hash).await.unwrap();
+        assert!(stale.as_ref().is_some_and(|k| !k.revoked));
+        one.revoke(org, created.key.id).await.unwrap();
+        two.fill(&hash, &stale).await;
+
+        let three = ApiKeys::new(cache, db);
+        assert!(
+            three.authenticate(&created.secret).await.is_err(),
+            "a fill from before the revocation brought the key back"
+        );
     }
 }

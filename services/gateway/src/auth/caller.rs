@@ -15,6 +15,8 @@ use cg_storage::models::Role;
 use cg_storage::sql_types::Id;
 
 use super::api_keys::ApiKeys;
+use super::scopes::Scope;
+use super::tokens::AccessClaims;
 use crate::error::{GatewayError, Result};
 use crate::state::AppState;
 use crate::traffic::{EndpointClass, RateLimiter};
@@ -83,6 +85,8 @@ pub struct Metered(pub Id);
 pub struct AuthUser {
     pub user_id: Id,
     pub session_id: Id,
+    /// The session family (one login and its rotations).
+    pub family_id: Id,
 }
 
 enum Presented {
@@ -121,6 +125,13 @@ fn presented(req: &HttpRequest) -> Result<Presented> {
     })
 }
 
+/// The claims of a valid access token whose session has not ended (memory only: no storage).
+fn access_claims(state: &AppState, token: &str) -> Result<AccessClaims> {
+    let claims = state.tokens.verify(token)?;
+    state.revocations.check(&claims)?;
+    Ok(claims)
+}
+
 fn state(req: &HttpRequest) -> Result<web::Data<AppState>> {
     req.app_data::<web::Data<AppState>>()
         .cloned()
@@ -146,10 +157,11 @@ impl FromRequest for AuthUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let checked = state(req).and_then(|state| match presented(req)? {
             Presented::AccessToken(token) => {
-                let claims = state.tokens.verify(&token)?;
+                let claims = access_claims(&state, &token)?;
                 Ok(Self {
                     user_id: claims.sub,
                     session_id: claims.sid,
+                    family_id: claims.fam,
                 })
             }
             Presented::ApiKey(_) => Err(GatewayError::Forbidden(
@@ -175,7 +187,8 @@ impl FromRequest for Caller {
         let req = req.clone();
         Box::pin(async move {
             let (state, presented, org_header) = prepared?;
-            let caller = Self::authenticate(&state, presented, org_header).await?;
+            let needed = Scope::needed(req.method(), req.path());
+            let caller = Self::authenticate(&state, presented, org_header, needed).await?;
             // Every authenticated request counts against the caller's rate limits; the decision
             // rides along for the X-RateLimit-* headers.
             let profile = state.org_profiles.get(caller.organization_id).await?;
@@ -264,6 +277,7 @@ impl Caller {
         state: &AppState,
         presented: Presented,
         org_header: Option<Id>,
+        needed: Scope,
     ) -> Result<Self> {
         {
             match presented {
@@ -271,6 +285,16 @@ impl Caller {
                     let key = state.api_keys.authenticate(&secret).await?;
                     if org_header.is_some_and(|org| org != key.organization_id) {
                         return Err(GatewayError::NotFound("organization"));
+                    }
+                    if !key.scopes.contains(&needed) {
+                        return Err(GatewayError::ForbiddenWith {
+                            code: "insufficient_scope",
+                            message: format!("this API key lacks the {} scope", needed.as_str()),
+                            details: serde_json::json!({
+                                "needed": needed,
+                                "granted": key.scopes,
+                            }),
+                        });
                     }
                     Ok(Self {
                         organization_id: key.organization_id,
@@ -280,7 +304,7 @@ impl Caller {
                     })
                 }
                 Presented::AccessToken(token) => {
-                    let claims = state.tokens.verify(&token)?;
+                    let claims = access_claims(state, &token)?;
                     // Cached per replica, dropped on every replica when they change.
                     let memberships = state.memberships.of(claims.sub).await?;
                     let (organization_id, role) = match org_header {

@@ -6,6 +6,8 @@ pub mod caller;
 pub mod limits;
 pub mod memberships;
 pub mod password;
+pub mod revocations;
+pub mod scopes;
 pub mod secrets;
 pub mod sessions;
 pub mod tokens;

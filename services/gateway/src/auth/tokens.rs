@@ -7,6 +7,7 @@ use cg_storage::sql_types::Id;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use super::sessions::Issued;
 use crate::error::GatewayError;
 
 const TOKEN_TYPE: &str = "access";
@@ -18,6 +19,12 @@ pub struct AccessClaims {
     pub sub: Id,
     /// The refresh session it was issued from.
     pub sid: Id,
+    /// That session's family (every session rotated from one login).
+    #[serde(default)]
+    pub fam: Id,
+    /// When that family's login happened (Unix milliseconds).
+    #[serde(default)]
+    pub fst: i64,
     pub iat: i64,
     pub exp: i64,
     pub jti: Id,
@@ -60,12 +67,14 @@ impl TokenIssuer {
         self.ttl.as_secs()
     }
 
-    /// A token for `user` from `session`.
-    pub fn issue(&self, user: Id, session: Id) -> anyhow::Result<String> {
+    /// A token for the user of `session`.
+    pub fn issue(&self, session: &Issued) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();
         let claims = AccessClaims {
-            sub: user,
-            sid: session,
+            sub: session.user_id,
+            sid: session.session_id,
+            fam: session.family_id,
+            fst: session.family_started_at.timestamp_millis(),
             iat: now,
             exp: now + i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX / 2),
             jti: Id::new(),
@@ -96,7 +105,15 @@ mod tests {
     fn round_trip_and_tampering() {
         let issuer = TokenIssuer::new(&[7; 32], Duration::from_secs(60)).unwrap();
         let (user, session) = (Id::new(), Id::new());
-        let token = issuer.issue(user, session).unwrap();
+        let issued = Issued {
+            refresh_token: String::new(),
+            session_id: session,
+            user_id: user,
+            family_id: Id::new(),
+            family_started_at: cg_storage::sql_types::Timestamp::now(),
+            expires_at: cg_storage::sql_types::Timestamp::now(),
+        };
+        let token = issuer.issue(&issued).unwrap();
         let claims = issuer.verify(&token).unwrap();
         assert_eq!((claims.sub, claims.sid), (user, session));
 
@@ -113,6 +130,8 @@ mod tests {
         let stale = AccessClaims {
             sub: user,
             sid: session,
+            fam: issued.family_id,
+            fst: 0,
             iat: now - 120,
             exp: now - 60,
             jti: Id::new(),

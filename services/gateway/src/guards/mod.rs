@@ -213,11 +213,22 @@ impl GuardRegistry {
                 Some("answered 503".to_owned()),
                 serde_json::json!({"dependencies": body["dependencies"]}),
             ),
-            Err(e) => (
-                "unhealthy",
-                Some(e.to_string()),
-                Value::Object(serde_json::Map::new()),
-            ),
+            Err(e) => {
+                // Callers see what kind of failure; where the guard lives and what the transport
+                // said stay in the log.
+                tracing::warn!(guard = kind.name(), error = %e, "guard health check failed");
+                let what = match e {
+                    GuardError::Timeout { .. } => "did not answer in time",
+                    GuardError::Unreachable { .. } => "unreachable",
+                    GuardError::Status { .. } => "answered an error",
+                    GuardError::Decode { .. } => "answered an unreadable body",
+                };
+                (
+                    "unhealthy",
+                    Some(what.to_owned()),
+                    Value::Object(serde_json::Map::new()),
+                )
+            }
         };
         GuardHealth {
             service_name: kind.name().to_owned(),

@@ -18,7 +18,7 @@ async fn api_keys_authenticate_and_stay_in_their_organisation() {
             .post(
                 "/api/v1/api-keys",
                 a,
-                json!({"name": "ci pipeline", "role": "member"}),
+                json!({"name": "ci pipeline", "role": "member", "scopes": ["process", "read"]}),
             )
             .await;
         assert_eq!(status, 201, "{mode}: {created}");

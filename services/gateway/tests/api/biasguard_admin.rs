@@ -66,7 +66,7 @@ async fn member_key(gw: &Gateway, admin: Auth<'_>) -> String {
         .post(
             "/api/v1/api-keys",
             admin,
-            json!({"name": "reader", "role": "member"}),
+            json!({"name": "reader", "role": "member", "scopes": ["process", "read"]}),
         )
         .await;
     assert_eq!(status, 201, "{key}");
@@ -248,7 +248,11 @@ async fn an_admin_manages_policies_and_members_only_read_them() {
         assert_eq!(gw.get(&one, m).await.0, 200, "{mode}");
         let (status, denied) = gw.post(POLICIES, m, policy_body("mine")).await;
         assert_eq!(status, 403, "{mode}: {denied}");
-        assert_eq!(denied["error"]["code"], "forbidden", "{mode}: {denied}");
+        // A member's key has no admin scope, and a member could not write anyway.
+        assert_eq!(
+            denied["error"]["code"], "insufficient_scope",
+            "{mode}: {denied}"
+        );
         assert_eq!(
             patch(&gw, &one, m, json!({"priority": 1})).await.0,
             403,
@@ -480,7 +484,7 @@ async fn violations_are_filtered_paged_and_resolved_once() {
             .post(
                 "/api/v1/api-keys",
                 a,
-                json!({"name": "automation", "role": "admin"}),
+                json!({"name": "automation", "role": "admin", "scopes": ["admin", "read"]}),
             )
             .await;
         let (status, answer) = gw

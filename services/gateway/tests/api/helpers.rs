@@ -16,6 +16,8 @@ pub fn settings() -> GatewaySettings {
         jwt_secret: Some(SecretString::from(JWT_SECRET)),
         login_attempts_per_account: Some(1000),
         login_attempts_per_ip: Some(1000),
+        registrations_per_ip_per_hour: Some(1000),
+        organizations_per_user_per_hour: Some(1000),
         // Tests change tiers and settings behind the gateway's back.
         org_profile_cache_secs: Some(0.0),
         // Whole minutes of the tier's limits available at once: a test that writes twenty
@@ -156,6 +158,12 @@ impl Gateway {
 
     pub async fn delete(&self, path: &str, auth: Auth<'_>) -> (u16, Value) {
         self.send(self.request(Method::DELETE, path, auth)).await
+    }
+
+    /// DELETE with a JSON body (`DELETE /users/me {password}`).
+    pub async fn delete_json(&self, path: &str, auth: Auth<'_>, body: Value) -> (u16, Value) {
+        self.send(self.request(Method::DELETE, path, auth).json(&body))
+            .await
     }
 
     /// Register `email` and log in; returns the login answer.

@@ -19,6 +19,7 @@ mod openapi;
 mod organizations;
 mod processes;
 mod real_guards;
+mod security;
 mod sessions;
 mod startup;
 mod tiers;

@@ -1,9 +1,11 @@
 //! `POST /validate` and `/v1/validate`: the full verdict; `/v1/detect`: the detectors only. Results
-//! are cached by a hash of the input; every validation is audited.
+//! are cached by a hash of the input and the calling organisation (so an answer's `cached` never
+//! tells one organisation what another validated); every validation is audited.
 
 use std::time::Instant;
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use cg_guard_api::ORGANIZATION_HEADER;
 use cg_service_kit::ApiError;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -48,9 +50,10 @@ impl ValidateRequest {
             .transpose()
     }
 
-    fn cache_key(&self, content: &str) -> String {
+    fn cache_key(&self, organization: &str, content: &str) -> String {
         let mut h = Sha256::new();
         for part in [
+            organization,
             self.validation_type.as_deref().unwrap_or(""),
             self.task.as_deref().unwrap_or(""),
             content,
@@ -60,18 +63,25 @@ impl ValidateRequest {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
         }
-        format!("result:v1:{}", hex::encode(h.finalize()))
+        format!("result:v2:{}", hex::encode(h.finalize()))
     }
 }
 
 /// Run (or reuse) the analysis; returns the verdict as JSON and whether it came from the cache.
 pub(crate) async fn verdict(
+    req: &HttpRequest,
     state: &TrustState,
     body: &ValidateRequest,
 ) -> Result<(Value, bool), ApiError> {
     let content = body.content()?.to_owned();
     let task = body.task()?;
-    let key = body.cache_key(&content);
+    // Set by the gateway on every call it makes for an organisation; none for direct calls.
+    let organization = req
+        .headers()
+        .get(ORGANIZATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let key = body.cache_key(organization, &content);
     match state.cache.get(&key).await {
         Ok(Some(raw)) => {
             if let Ok(v) = serde_json::from_slice::<Value>(&raw) {
@@ -109,7 +119,7 @@ pub async fn validate(
     body: web::Json<ValidateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let (mut v, cached) = verdict(&state, &body).await?;
+    let (mut v, cached) = verdict(&req, &state, &body).await?;
     let elapsed = started.elapsed().as_secs_f64();
     state.audit(&req, &body, &v, cached, elapsed).await;
     v["processing_time"] = json!(elapsed);
@@ -124,7 +134,7 @@ pub async fn detect(
     body: web::Json<ValidateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let (v, cached) = verdict(&state, &body).await?;
+    let (v, cached) = verdict(&req, &state, &body).await?;
     let elapsed = started.elapsed().as_secs_f64();
     state.audit(&req, &body, &v, cached, elapsed).await;
     Ok(HttpResponse::Ok().json(json!({

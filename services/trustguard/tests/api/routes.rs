@@ -31,13 +31,25 @@ async fn db(storage: &StorageConfig) -> Db {
     Db::connect(&target).await.expect("connect")
 }
 
+const ORGANIZATION: &str = "019ac000-0000-7000-8000-00000000abcd";
+
 async fn post(app: &TestApp, path: &str, request_id: &str, body: Value) -> (u16, Value) {
+    post_as(app, ORGANIZATION, path, request_id, body).await
+}
+
+async fn post_as(
+    app: &TestApp,
+    organization: &str,
+    path: &str,
+    request_id: &str,
+    body: Value,
+) -> (u16, Value) {
     let resp = app
         .client
         .post(format!("{}{path}", app.address))
         .header("x-internal-token", TEST_INTERNAL_TOKEN)
         .header("x-request-id", request_id)
-        .header("x-organization-id", "019ac000-0000-7000-8000-00000000abcd")
+        .header("x-organization-id", organization)
         .json(&body)
         .send()
         .await
@@ -104,13 +116,38 @@ async fn validates_caches_and_audits_on_every_storage_mode() {
         assert_eq!(rows[0].content_sha256.len(), 64);
         assert_eq!(
             rows[0].organization_id.map(|o| o.to_string()).as_deref(),
-            Some("019ac000-0000-7000-8000-00000000abcd")
+            Some(ORGANIZATION)
         );
         let cached_rows = TrustAudit::for_request(&mut pooled.conn(), &format!("{mode}-again"))
             .await
             .unwrap();
         assert!(cached_rows[0].cached);
     }
+}
+
+/// The cache is per organisation: another organisation sending the same text gets a fresh
+/// analysis, so `cached` cannot tell it what someone else validated.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_result_cache_does_not_leak_across_organisations() {
+    let storage = TestStorage::embedded();
+    let app = spawn(&storage.config, Settings::default()).await;
+    let body =
+        json!({"content": "Our product cures every disease, guaranteed.", "context": CONTEXT});
+    let (status, first) = post(&app, "/v1/validate", "org-a-1", body.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    let (_, again) = post(&app, "/v1/validate", "org-a-2", body.clone()).await;
+    assert_eq!(
+        again["cached"], true,
+        "the same organisation reuses its result"
+    );
+    let other = "019ac000-0000-7000-8000-00000000ef01";
+    let (status, theirs) = post_as(&app, other, "/v1/validate", "org-b-1", body).await;
+    assert_eq!(status, 200, "{theirs}");
+    assert_eq!(
+        theirs["cached"], false,
+        "another organisation learnt that this text was validated before"
+    );
+    assert_eq!(theirs["overall_score"], first["overall_score"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

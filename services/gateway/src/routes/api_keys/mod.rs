@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::api_doc::{Endpoint, body};
 use crate::auth::Caller;
+use crate::auth::api_keys::scopes_of;
+use crate::auth::scopes::Scope;
 use crate::error::{GatewayError, Result};
 use crate::state::AppState;
 use utoipa::openapi::path::HttpMethod;
@@ -24,7 +26,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "/api/v1/api-keys",
             || web::post().to(create),
             TAG,
-            "Create an API key (admin); the secret is shown once",
+            "Create an API key (admin, logged in: not with a key); the secret is shown once",
         )
         .body(body::<CreateApiKey>())
         .ok(201),
@@ -40,7 +42,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "/api/v1/api-keys/{id}",
             || web::delete().to(revoke),
             TAG,
-            "Revoke an API key (admin)",
+            "Revoke an API key (admin, logged in: not with a key)",
         ),
     ]
 }
@@ -54,6 +56,8 @@ pub struct ApiKeyView {
     /// The first characters of the key, to tell keys apart.
     pub prefix: String,
     pub role: String,
+    /// What the key may do (`process`, `read`, `admin`) within its role.
+    pub scopes: Vec<Scope>,
     #[schema(value_type = Option<String>)]
     pub last_used_at: Option<Timestamp>,
     #[schema(value_type = Option<String>)]
@@ -71,6 +75,11 @@ impl From<&ApiKey> for ApiKeyView {
             name: k.name.clone(),
             prefix: k.prefix.clone(),
             role: k.role.clone(),
+            scopes: k
+                .role
+                .parse()
+                .map(|role| scopes_of(k, role))
+                .unwrap_or_default(),
             last_used_at: k.last_used_at,
             expires_at: k.expires_at,
             revoked_at: k.revoked_at,
@@ -87,6 +96,12 @@ pub struct CreateApiKey {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub role: Option<Role>,
+    /// What the key may do: `process` (the guards; member role or above), `read` (the
+    /// organisation's resources), `admin` (its configuration; admin role). Default: `process`,
+    /// or `read` for a viewer key.
+    #[serde(default)]
+    #[schema(inline)]
+    pub scopes: Option<Vec<Scope>>,
     /// Days until the key stops working (default: never).
     #[serde(default)]
     pub expires_in_days: Option<i64>,
@@ -99,6 +114,8 @@ pub async fn create(
     body: web::Json<CreateApiKey>,
 ) -> Result<HttpResponse> {
     caller.require(Role::Admin)?;
+    // A key never makes keys: what a leaked key could do ends with its revocation.
+    let creator = caller.user()?;
     let name = body.name.trim();
     if name.is_empty()
         || name.chars().count() > MAX_NAME_CHARS
@@ -113,6 +130,22 @@ pub async fn create(
         return Err(GatewayError::Forbidden(
             "a key cannot have a role above its creator's",
         ));
+    }
+    let mut scopes = body
+        .scopes
+        .clone()
+        .unwrap_or_else(|| Scope::default_for(role));
+    scopes.sort();
+    scopes.dedup();
+    if scopes.is_empty() {
+        return Err(GatewayError::Invalid("scopes must not be empty".into()));
+    }
+    if let Some(scope) = scopes.iter().find(|s| !role.at_least(s.least_role())) {
+        return Err(GatewayError::Invalid(format!(
+            "the {} scope needs a key role of at least {}",
+            scope.as_str(),
+            scope.least_role().as_str()
+        )));
     }
     let expires_at = match body.expires_in_days {
         None => None,
@@ -129,9 +162,10 @@ pub async fn create(
         .api_keys
         .create(
             caller.organization_id,
-            caller.user_id,
+            Some(creator),
             name,
             role,
+            &scopes,
             expires_at,
         )
         .await?;
@@ -158,6 +192,7 @@ pub async fn revoke(
     id: web::Path<Id>,
 ) -> Result<HttpResponse> {
     caller.require(Role::Admin)?;
+    caller.user()?;
     let key = state
         .api_keys
         .revoke(caller.organization_id, id.into_inner())

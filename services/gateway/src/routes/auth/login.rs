@@ -28,7 +28,7 @@ pub async fn login(
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse> {
     let email = Email::parse(&body.email).map_err(|_| BAD_CREDENTIALS)?;
-    let client = client_info(&req, state.settings.trust_proxy_headers());
+    let client = client_info(&req, &state.settings);
     limits::count_login_attempt(
         &state.cache,
         client.ip_address.as_deref().unwrap_or("unknown"),
@@ -49,8 +49,17 @@ pub async fn login(
     .await?;
     let user = match user {
         Some(u) if matches => u,
-        _ => return Err(BAD_CREDENTIALS),
+        _ => {
+            limits::login_failed(
+                &state.cache,
+                &email,
+                state.settings.login_attempts_per_account(),
+            )
+            .await;
+            return Err(BAD_CREDENTIALS);
+        }
     };
+    limits::login_succeeded(&state.cache, &email).await;
     if !user.is_active {
         return Err(GatewayError::Forbidden("this account is deactivated"));
     }

@@ -65,10 +65,10 @@ pub fn endpoints() -> Vec<Endpoint> {
             "/api/v1/auth/logout",
             || web::post().to(logout::logout),
             TAG,
-            "End a session",
+            "End a session family (503 when that cannot be done everywhere)",
         )
         .access(Access::Public)
-        .body(body::<logout::LogoutBody>()),
+        .optional_body(body::<logout::LogoutBody>()),
         Endpoint::new(
             HttpMethod::Get,
             "/api/v1/auth/me",
@@ -86,7 +86,7 @@ pub(crate) fn tokens(
     issued: crate::auth::sessions::Issued,
 ) -> crate::error::Result<TokenResponse> {
     Ok(TokenResponse {
-        access_token: state.tokens.issue(issued.user_id, issued.session_id)?,
+        access_token: state.tokens.issue(&issued)?,
         refresh_token: issued.refresh_token,
         token_type: "bearer",
         expires_in: state.tokens.ttl_secs(),

@@ -21,7 +21,7 @@ pub async fn refresh(
     state: web::Data<AppState>,
     body: web::Json<RefreshBody>,
 ) -> Result<HttpResponse> {
-    let client = client_info(&req, state.settings.trust_proxy_headers());
+    let client = client_info(&req, &state.settings);
     let issued = state
         .sessions
         .rotate(body.refresh_token.trim(), &client)
@@ -33,7 +33,7 @@ pub async fn refresh(
             .map(|u| u.is_active)
     };
     if !matches!(active, Ok(true)) {
-        state.sessions.revoke(&issued.refresh_token).await?;
+        state.sessions.end_family(issued.family_id).await?;
         return Err(GatewayError::Unauthorized(
             "invalid or expired refresh token",
         ));

@@ -1,9 +1,10 @@
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use cg_storage::Conn;
 use cg_storage::models::NewUser;
 use serde::Deserialize;
 
-use crate::auth::password;
+use crate::auth::{limits, password};
+use crate::client::client_ip;
 use crate::domain::{Email, FullName, OrgName, Password};
 use crate::error::{GatewayError, Result};
 use crate::state::AppState;
@@ -22,11 +23,19 @@ pub struct RegisterBody {
 /// Create an account, with an organisation of its own on the free tier.
 #[tracing::instrument(skip_all)]
 pub async fn register(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<RegisterBody>,
 ) -> Result<HttpResponse> {
     let email = Email::parse(&body.email)?;
     let password = Password::parse(&body.password)?;
+    // Each registration costs a password hash and rows, and brings a fresh free quota.
+    limits::count_registration(
+        &state.cache,
+        &client_ip(&req, &state.settings),
+        state.settings.registrations_per_ip_per_hour(),
+    )
+    .await?;
     let full_name = FullName::parse(&body.full_name)?;
     let org_name = OrgName::parse(&format!(
         "{}'s organization",

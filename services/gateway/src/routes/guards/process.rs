@@ -23,6 +23,7 @@ use crate::state::AppState;
 use crate::traffic::Sample;
 use crate::traffic::budget::PreReserved;
 use crate::traffic::usage::GUARD_CALL_ENDPOINT;
+use cg_storage::models::Role;
 
 const MAX_DEPTH: usize = 10;
 const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
@@ -168,7 +169,30 @@ fn validate(body: &ProcessRequest) -> Result<(Vec<GuardKind>, Duration, String)>
 }
 
 /// A failed call as the API reports it.
+/// What the caller is told about a failed guard call: which guard and what kind of failure, never
+/// where the guard lives or what the transport said (that goes to the log, under the request id
+/// the answer carries).
+fn public_message(kind: GuardKind, err: &CallFailure) -> String {
+    let guard = kind.name();
+    match err {
+        CallFailure::CircuitOpen(_) => {
+            format!("{guard} is unavailable (failing repeatedly); retry later")
+        }
+        CallFailure::Guard(GuardError::Timeout { .. }) => {
+            format!("{guard} did not answer in time; retry later")
+        }
+        CallFailure::Guard(GuardError::Unreachable { .. }) => {
+            format!("{guard} is unavailable; retry later")
+        }
+        CallFailure::Guard(GuardError::Status { status, .. }) if *status < 500 => {
+            format!("{guard} refused the request")
+        }
+        CallFailure::Guard(_) => format!("{guard} failed; retry later"),
+    }
+}
+
 fn failure(kind: GuardKind, err: &CallFailure) -> GatewayError {
+    tracing::warn!(guard = kind.name(), error = %err, "guard call failed");
     let (status, code) = match err {
         CallFailure::CircuitOpen(_) => (StatusCode::SERVICE_UNAVAILABLE, "guard_unavailable"),
         CallFailure::Guard(GuardError::Timeout { .. }) => {
@@ -193,7 +217,7 @@ fn failure(kind: GuardKind, err: &CallFailure) -> GatewayError {
     GatewayError::Upstream {
         status,
         code,
-        message: err.to_string(),
+        message: public_message(kind, err),
         details,
     }
 }
@@ -305,8 +329,18 @@ pub async fn process(
     body: web::Json<ProcessRequest>,
 ) -> Result<HttpResponse> {
     let started = Instant::now();
+    // Processing spends the organisation's quota and budget and writes memory and audit rows:
+    // viewers read, they do not process.
+    caller.require(Role::Member)?;
     let mut body = body.into_inner();
     let (mut kinds, deadline, client_type) = validate(&body)?;
+    if body.payload.get("policy_ids").is_some() && !caller.role.at_least(Role::Admin) {
+        // Naming BiasGuard policies narrows what is enforced: only those who manage the
+        // policies may (checked whatever the guards named: experiments can reroute the call).
+        return Err(GatewayError::Forbidden(
+            "only admins may choose which BiasGuard policies apply (payload.policy_ids)",
+        ));
+    }
     crate::routes::files::scan::expand_file_id(&state, caller.organization_id, &mut body.payload)
         .await?;
     // Looked up by the `Caller` extractor for the rate limit.
@@ -459,10 +493,12 @@ pub async fn process(
                 results.insert(kind.name().into(), json!({"success": true, "risk": r, "data": data, "error": null, "processing_time": took}));
             }
             Err(e) => {
-                warnings.push(json!(format!("{} did not answer: {e}", kind.name())));
-                results.insert(kind.name().into(), json!({"success": false, "risk": null, "data": null, "error": e.to_string(), "processing_time": took}));
+                let failed_call = failure(kind, &e);
+                let message = public_message(kind, &e);
+                warnings.push(json!(message));
+                results.insert(kind.name().into(), json!({"success": false, "risk": null, "data": null, "error": message, "processing_time": took}));
                 failed.push(kind.name());
-                first_failure.get_or_insert(failure(kind, &e));
+                first_failure.get_or_insert(failed_call);
             }
         }
     }

@@ -28,6 +28,8 @@ pub async fn invite(
     body: web::Json<Invite>,
 ) -> Result<HttpResponse> {
     caller.require(Role::Admin)?;
+    // Membership changes need a person, not a key.
+    caller.user()?;
     let email = Email::parse(&body.email)?;
     if body.role == Role::Owner {
         return Err(GatewayError::Invalid(
@@ -66,6 +68,8 @@ pub async fn invite(
             "this address is already a member".into(),
         ));
     }
+    // An invitation that expired unaccepted no longer holds the address.
+    Invitation::close_expired(conn, caller.organization_id, email.as_str(), now).await?;
     invitation.insert(conn).await.map_err(|e| match e {
         cg_storage::Error::Conflict(_) => {
             GatewayError::Conflict("this address already has an open invitation".into())
@@ -79,6 +83,30 @@ pub async fn invite(
         "expires_at": invitation.expires_at,
         "token": token,
     })))
+}
+
+/// `DELETE /api/v1/organizations/invitations/{id}` (admin, logged in): revoke an open
+/// invitation; its token stops working.
+pub async fn revoke(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Id>,
+) -> Result<HttpResponse> {
+    caller.require(Role::Admin)?;
+    // Membership changes need a person, not a key.
+    caller.user()?;
+    let mut pooled = state.db.get().await?;
+    let revoked = Invitation::revoke(
+        &mut pooled.conn(),
+        caller.organization_id,
+        id.into_inner(),
+        Timestamp::now(),
+    )
+    .await?;
+    if !revoked {
+        return Err(GatewayError::NotFound("open invitation"));
+    }
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// `GET /api/v1/organizations/invitations` (admin): open invitations.

@@ -40,6 +40,8 @@ pub async fn set_role(
     body: web::Json<SetRole>,
 ) -> Result<HttpResponse> {
     caller.require(Role::Admin)?;
+    // Membership changes need a person, not a key.
+    caller.user()?;
     let (org, user_id, role) = (caller.organization_id, user_id.into_inner(), body.role);
     let mut pooled = state.db.get().await?;
     let member = pooled
@@ -80,6 +82,8 @@ pub async fn remove(
     user_id: web::Path<Id>,
 ) -> Result<HttpResponse> {
     let (org, user_id) = (caller.organization_id, user_id.into_inner());
+    // Membership changes need a person, not a key.
+    caller.user()?;
     if caller.user_id != Some(user_id) {
         caller.require(Role::Admin)?;
     }

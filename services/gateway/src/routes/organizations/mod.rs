@@ -112,6 +112,14 @@ pub fn endpoints() -> Vec<Endpoint> {
             "Open invitations (admin)",
         ),
         Endpoint::new(
+            HttpMethod::Delete,
+            "/api/v1/organizations/invitations/{id}",
+            || web::delete().to(invitations::revoke),
+            TAG,
+            "Revoke an open invitation (admin, logged in)",
+        )
+        .ok(204),
+        Endpoint::new(
             HttpMethod::Post,
             "/api/v1/organizations/invitations/accept",
             || web::post().to(invitations::accept),

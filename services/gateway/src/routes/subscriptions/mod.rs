@@ -135,6 +135,8 @@ pub async fn history(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
 
 async fn set_cancel(state: &AppState, caller: &Caller, cancel: bool) -> Result<HttpResponse> {
     caller.require(Role::Owner)?;
+    // Billing changes need a person, not a key.
+    caller.user()?;
     let (s, t) = current_of(state, caller).await?;
     let mut pooled = state.db.get().await?;
     let updated =

@@ -1,5 +1,5 @@
 use actix_web::{HttpResponse, web};
-use cg_storage::models::{NewUser, Session, User, UserUpdate};
+use cg_storage::models::{NewUser, User, UserUpdate};
 use cg_storage::sql_types::{Id, Timestamp};
 use serde::Deserialize;
 
@@ -109,6 +109,10 @@ async fn set_active(
             "you cannot deactivate yourself".into(),
         ));
     }
+    if !active {
+        // Before the change: if the sessions cannot be ended, the account stays as it was.
+        state.sessions.end_all_of(id).await?;
+    }
     let now = Timestamp::now();
     let mut pooled = state.db.get().await?;
     let user = User::update(
@@ -125,9 +129,6 @@ async fn set_active(
         cg_storage::Error::NotFound => GatewayError::NotFound("user"),
         other => other.into(),
     })?;
-    if !active {
-        Session::revoke_user(&mut pooled.conn(), id, now).await?;
-    }
     Ok(HttpResponse::Ok().json(UserView::from(&user)))
 }
 
@@ -141,7 +142,7 @@ pub async fn activate(
 }
 
 /// `POST /api/v1/users/{id}/deactivate` (platform admin): the account can no longer log in or
-/// refresh; access tokens already issued expire within `ACCESS_TOKEN_TTL`.
+/// refresh, and every session ends (its access tokens stop working on every replica).
 pub async fn deactivate(
     state: web::Data<AppState>,
     caller: AuthUser,

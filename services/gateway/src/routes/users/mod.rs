@@ -58,7 +58,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             "/api/v1/users/me",
             || web::put().to(me::update),
             TAG,
-            "Change your name or password",
+            "Change your name or password (a new password ends every session: log in again)",
         )
         .access(Access::User)
         .body(body::<me::UpdateMe>()),
@@ -67,9 +67,10 @@ pub fn endpoints() -> Vec<Endpoint> {
             "/api/v1/users/me",
             || web::delete().to(me::delete),
             TAG,
-            "Delete your account",
+            "Delete your account (needs its password); every session ends",
         )
         .access(Access::User)
+        .body(body::<me::DeleteMe>())
         .ok(204),
         Endpoint::new(
             HttpMethod::Get,

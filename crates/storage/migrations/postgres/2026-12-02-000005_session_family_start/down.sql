@@ -1,0 +1,1 @@
+ALTER TABLE sessions DROP COLUMN family_started_at;
