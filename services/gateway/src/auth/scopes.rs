@@ -1,6 +1,6 @@
-//! What an API key may do, besides what its role allows: `process` (send text to the guards),
-//! `read` (read the organisation's resources) and `admin` (change its configuration: policies,
-//! experiments, settings). A key never changes credentials, memberships or billing: those need
+//! What an API key may do, besides what its role allows: `process` (send text or files to the
+//! guards), `read` (read the organisation's resources) and `admin` (change its configuration:
+//! policies, experiments, settings). A key never changes credentials, memberships or billing: those need
 //! a logged-in person ([`super::Caller::user`]), so a leaked key cannot mint keys, invite
 //! members or cancel the subscription.
 
@@ -27,6 +27,25 @@ const PROCESSING: [&str; 4] = [
     "/api/v1/ab-testing/results",
 ];
 
+/// Handing the guards a file (uploading, confirming or deleting one of the organisation's
+/// uploads) is processing, not administration: a member's `process` key uploads what it then
+/// scans with `payload.file_id`.
+fn is_upload(method: &Method, path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/api/v1/upload/") else {
+        return false;
+    };
+    match *method {
+        Method::POST => {
+            matches!(rest, "direct" | "presigned")
+                || rest
+                    .strip_suffix("/complete")
+                    .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+        }
+        Method::DELETE => !rest.is_empty() && !rest.contains('/'),
+        _ => false,
+    }
+}
+
 impl Scope {
     /// The name in requests and answers.
     pub fn as_str(self) -> &'static str {
@@ -39,7 +58,7 @@ impl Scope {
 
     /// The scope a request needs.
     pub fn needed(method: &Method, path: &str) -> Self {
-        if *method == Method::POST && PROCESSING.contains(&path) {
+        if (*method == Method::POST && PROCESSING.contains(&path)) || is_upload(method, path) {
             Self::Process
         } else if *method == Method::GET || *method == Method::HEAD {
             Self::Read
@@ -87,9 +106,27 @@ mod tests {
         assert_eq!(process, Scope::Process);
         assert_eq!(Scope::needed(&Method::GET, "/api/v1/usage"), Scope::Read);
         for (method, path) in [
+            (Method::POST, "/api/v1/upload/direct"),
+            (Method::POST, "/api/v1/upload/presigned"),
+            (Method::POST, "/api/v1/upload/0190/complete"),
+            (Method::DELETE, "/api/v1/upload/0190"),
+        ] {
+            assert_eq!(
+                Scope::needed(&method, path),
+                Scope::Process,
+                "{method} {path}"
+            );
+        }
+        assert_eq!(
+            Scope::needed(&Method::GET, "/api/v1/upload/0190/download"),
+            Scope::Read
+        );
+        for (method, path) in [
             (Method::POST, "/api/v1/biasguard/policies"),
             (Method::DELETE, "/api/v1/api-keys/x"),
             (Method::PUT, "/api/v1/guards/process"),
+            (Method::POST, "/api/v1/upload/0190/other"),
+            (Method::DELETE, "/api/v1/upload/0190/download"),
         ] {
             assert_eq!(
                 Scope::needed(&method, path),

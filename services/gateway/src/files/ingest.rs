@@ -150,7 +150,13 @@ impl Files {
             };
             hasher.update(&chunk);
             let out = match &mut compressor {
-                Some(c) => c.push(&chunk)?,
+                Some(c) => match c.push(&chunk) {
+                    Ok(out) => out,
+                    Err(e) => {
+                        sink.abandon().await;
+                        return Err(e.into());
+                    }
+                },
                 None => chunk,
             };
             if let Err(e) = sink.write(out).await {
@@ -160,8 +166,15 @@ impl Files {
         }
         let compressed = compressor.is_some();
         if let Some(c) = compressor {
-            let tail = c.finish()?;
-            sink.write(tail).await?;
+            // A failure here abandons the store's multipart upload like one in the loop does.
+            let written = match c.finish() {
+                Ok(tail) => sink.write(tail).await.map_err(IngestError::from),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = written {
+                sink.abandon().await;
+                return Err(e);
+            }
         }
         let stored_size = sink.stored;
         let (etag, fell_back) = sink.finish().await?;

@@ -90,11 +90,12 @@ async fn revocation_reaches_every_replica_within_a_second() {
     let one = spawn(storage.config.clone(), settings()).await;
     let two = spawn(storage.config.clone(), settings()).await;
     let alice = one.sign_up("alice@example.com").await;
+    // A reading key: the replicas are asked to read with it.
     let (_, created) = one
         .post(
             "/api/v1/api-keys",
             Auth::Bearer(access(&alice)),
-            json!({"name": "k"}),
+            json!({"name": "k", "scopes": ["read"]}),
         )
         .await;
     let secret = created["key"].as_str().unwrap();

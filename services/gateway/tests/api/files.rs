@@ -66,7 +66,8 @@ fn form(filename: &str, data: &[u8]) -> Vec<u8> {
 
 struct Client<'a> {
     gw: &'a Gateway,
-    token: String,
+    /// The credential header: a bearer token or an API key.
+    credential: (&'static str, String),
 }
 
 impl Client<'_> {
@@ -75,7 +76,7 @@ impl Client<'_> {
             .app
             .client
             .request(method, format!("{}{path}", self.gw.app.address))
-            .bearer_auth(&self.token)
+            .header(self.credential.0, &self.credential.1)
     }
 
     async fn upload(&self, filename: &str, data: &[u8]) -> (u16, Value) {
@@ -124,8 +125,66 @@ async fn client<'a>(gw: &'a Gateway, email: &str) -> Client<'a> {
     let tokens = gw.sign_up(email).await;
     Client {
         gw,
-        token: access(&tokens).to_owned(),
+        credential: ("authorization", format!("Bearer {}", access(&tokens))),
     }
+}
+
+/// A client using a new API key of `owner`'s organisation with `role` and `scopes` (the default
+/// scopes when `None`).
+async fn key_client<'a>(owner: &Client<'a>, role: &str, scopes: Option<Value>) -> Client<'a> {
+    let mut body = json!({"name": format!("{role} key"), "role": role});
+    if let Some(scopes) = scopes {
+        body["scopes"] = scopes;
+    }
+    let (status, key) = owner.post("/api/v1/api-keys", body).await;
+    assert_eq!(status, 201, "{key}");
+    Client {
+        gw: owner.gw,
+        credential: ("x-api-key", key["key"].as_str().unwrap().to_owned()),
+    }
+}
+
+/// Uploading and deleting hand files to the guards: a member's `process` key may, as members
+/// may; a viewer's `read` key reads the files but cannot upload or delete them; a `process` key
+/// does not read them; the store's health needs a caller of the organisation.
+#[tokio::test(flavor = "multi_thread")]
+async fn files_follow_roles_and_scopes() {
+    let storage = TestStorage::embedded();
+    let gw = spawn(storage.config.clone(), file_settings()).await;
+    let owner = client(&gw, "scopes@files.example").await;
+    let process = key_client(&owner, "member", None).await;
+    let read = key_client(&owner, "viewer", None).await;
+
+    let (status, up) = process.upload("notes.txt", &text(50)).await;
+    assert_eq!(status, 200, "a process key uploads: {up}");
+    let id = up["file_id"].as_str().unwrap().to_owned();
+    let (status, grant) = process
+        .post("/api/v1/upload/presigned", json!({"filename": "later.txt"}))
+        .await;
+    assert_eq!(status, 200, "a process key asks for an upload URL: {grant}");
+
+    let (status, body) = read.upload("more.txt", &text(5)).await;
+    assert_eq!(status, 403, "a read key does not upload: {body}");
+    let (status, body) = read.delete(&format!("/api/v1/upload/{id}")).await;
+    assert_eq!(status, 403, "a read key does not delete: {body}");
+    let (status, list) = read.get("/api/v1/upload/list").await;
+    assert_eq!(status, 200, "a read key lists: {list}");
+    let (status, body) = process.get("/api/v1/upload/list").await;
+    assert_eq!(status, 403, "a process key does not read: {body}");
+
+    let (status, body) = gw
+        .send(
+            gw.app
+                .client
+                .get(format!("{}/api/v1/upload/health", gw.app.address)),
+        )
+        .await;
+    assert_eq!(status, 401, "no credentials, no storage details: {body}");
+    let (status, health) = read.get("/api/v1/upload/health").await;
+    assert_eq!(status, 200, "{health}");
+
+    let (status, body) = process.delete(&format!("/api/v1/upload/{id}")).await;
+    assert_eq!(status, 200, "a process key deletes: {body}");
 }
 
 /// Gateway settings for file tests.
@@ -502,15 +561,19 @@ async fn s3_presigned_urls_work_and_expire_and_refuse_tampering() {
     assert_eq!(done["sha256"], sha256(&data));
     assert_eq!(done["content_type"], "image/png");
 
-    // Download URL: SigV4 on S3, with the same checks.
+    // Download URL: SigV4 on S3, with the same checks. (URLs meant to work have the default
+    // expiry, so a slow machine cannot make them expire before they are used.)
     let (status, link) = alice
-        .get(&format!("/api/v1/upload/download/{id}/url?expires_in=1"))
+        .get(&format!("/api/v1/upload/download/{id}/url"))
         .await;
     assert_eq!(status, 200, "{link}");
     let url = link["download_url"].as_str().unwrap();
     assert!(url.starts_with(&s3.endpoint), "{url}");
     assert_eq!(fetch(&gw, url).await, (200, data.clone()));
     assert_eq!(fetch(&gw, &tamper(url, "X-Amz-Signature")).await.0, 403);
+    let (_, short_link) = alice
+        .get(&format!("/api/v1/upload/download/{id}/url?expires_in=1"))
+        .await;
     let (_, short) = alice
         .post(
             "/api/v1/upload/presigned",
@@ -518,7 +581,13 @@ async fn s3_presigned_urls_work_and_expire_and_refuse_tampering() {
         )
         .await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(fetch(&gw, url).await.0, 403, "an expired download URL");
+    assert_eq!(
+        fetch(&gw, short_link["download_url"].as_str().unwrap())
+            .await
+            .0,
+        403,
+        "an expired download URL"
+    );
     assert_eq!(
         put(&gw, short["upload_url"].as_str().unwrap(), &data).await,
         403,
@@ -585,10 +654,13 @@ async fn embedded_urls_are_signed_by_the_gateway_with_the_same_checks() {
     assert_eq!(meta["sha256"], sha256(&data));
 
     let (_, link) = alice
-        .get(&format!("/api/v1/upload/download/{id}/url?expires_in=1"))
+        .get(&format!("/api/v1/upload/download/{id}/url"))
         .await;
     let url = link["download_url"].as_str().unwrap();
     assert_eq!(fetch(&gw, url).await, (200, data.clone()));
+    let (_, short_link) = alice
+        .get(&format!("/api/v1/upload/download/{id}/url?expires_in=1"))
+        .await;
     // Signed for GET: not an upload URL.
     assert_eq!(put(&gw, url, &data).await, 403);
     let (status, body) = fetch(&gw, &tamper(url, "signature")).await;
@@ -598,7 +670,7 @@ async fn embedded_urls_are_signed_by_the_gateway_with_the_same_checks() {
         "invalid_signature"
     );
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let (status, body) = fetch(&gw, url).await;
+    let (status, body) = fetch(&gw, short_link["download_url"].as_str().unwrap()).await;
     assert_eq!(status, 403);
     assert_eq!(
         serde_json::from_slice::<Value>(&body).unwrap()["error"]["code"],
@@ -640,7 +712,7 @@ async fn a_stored_file_is_scanned_like_inline_text() {
     crate::helpers::set_tier(&storage.config, org["id"].as_str().unwrap(), "pro").await;
     let alice = Client {
         gw: &gw,
-        token: access(&tokens).to_owned(),
+        credential: ("authorization", format!("Bearer {}", access(&tokens))),
     };
     let lines = b"{\"id\": \"s1\", \"content\": \"the first sample\"}\n\"a second one\"\n";
     let (_, up) = alice.upload("batch.jsonl", lines).await;
@@ -664,16 +736,19 @@ async fn a_stored_file_is_scanned_like_inline_text() {
     let (_, big) = alice.upload("big.txt", &text(1_000)).await;
     let (_, image) = alice.upload("p.png", &png(100)).await;
     let bob = client(&gw, "bob-scan@files.example").await;
-    for (who, file_id, want) in [
-        (&alice, big["file_id"].clone(), 413),
-        (&alice, image["file_id"].clone(), 415),
-        (&bob, up["file_id"].clone(), 404),
-        (&alice, json!("nope"), 400),
+    // (Bob's new organisation has the free plan, without HealthGuard: he names a guard it has,
+    // since the file is read only for a call the plan allows.)
+    for (who, guard, file_id, want) in [
+        (&alice, "healthguard", big["file_id"].clone(), 413),
+        (&alice, "healthguard", image["file_id"].clone(), 415),
+        (&bob, "tokenguard", up["file_id"].clone(), 404),
+        (&bob, "healthguard", up["file_id"].clone(), 403),
+        (&alice, "healthguard", json!("nope"), 400),
     ] {
         let (status, e) = who
             .post(
                 "/api/v1/guards/process",
-                json!({"service_type": "healthguard", "payload": {"file_id": file_id}}),
+                json!({"service_type": guard, "payload": {"file_id": file_id}}),
             )
             .await;
         assert_eq!(status, want, "{e}");
@@ -709,7 +784,7 @@ async fn s3_outage_uploads_wait_on_disk_and_sync_back_after_a_restart() {
     {
         let alice = Client {
             gw: &gw,
-            token: access(&tokens).to_owned(),
+            credential: ("authorization", format!("Bearer {}", access(&tokens))),
         };
         for (name, data) in [("notes.txt", &notes), ("image.png", &image)] {
             let (status, up) = alice.upload(name, data).await;
@@ -792,6 +867,6 @@ async fn client_again<'a>(gw: &'a Gateway, email: &str) -> Client<'a> {
     let tokens = gw.login(email).await;
     Client {
         gw,
-        token: access(&tokens).to_owned(),
+        credential: ("authorization", format!("Bearer {}", access(&tokens))),
     }
 }

@@ -101,8 +101,9 @@ pub async fn delete(
     })))
 }
 
-/// `GET /api/v1/upload/health`.
-pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse> {
+/// `GET /api/v1/upload/health` (for callers of the organisation: it names the backend and the
+/// limits, which anonymous callers are not told).
+pub async fn health(state: web::Data<AppState>, _caller: Caller) -> Result<HttpResponse> {
     let files = &state.files;
     let store = files.store();
     let reachable = store.ping().await.is_ok();

@@ -341,8 +341,6 @@ pub async fn process(
             "only admins may choose which BiasGuard policies apply (payload.policy_ids)",
         ));
     }
-    crate::routes::files::scan::expand_file_id(&state, caller.organization_id, &mut body.payload)
-        .await?;
     // Looked up by the `Caller` extractor for the rate limit.
     let cached = req.extensions().get::<Arc<OrgProfile>>().cloned();
     let profile = match cached {
@@ -381,6 +379,9 @@ pub async fn process(
             });
         }
     }
+    // A file named by `payload.file_id` is read only for a call the plan and quota allow.
+    crate::routes::files::scan::expand_file_id(&state, caller.organization_id, &mut body.payload)
+        .await?;
     // The first guard's reservation was made with the rate-limit check (see `Caller`).
     let pre = req.extensions_mut().remove::<PreReserved>();
     let reservation = state
