@@ -109,7 +109,9 @@ impl BlobStore {
         &self.display
     }
 
-    fn record<T>(&self, op: &'static str, result: &Result<T>) {
+    fn record<T>(&self, op: &'static str, started: Instant, result: &Result<T>) {
+        metrics::histogram!("cg_blob_operation_duration_seconds", "backend" => self.backend, "op" => op)
+            .record(started.elapsed().as_secs_f64());
         let outcome = match result {
             Ok(_) | Err(Error::NotFound) => "ok",
             Err(_) => "error",
@@ -125,6 +127,7 @@ impl BlobStore {
 
     /// Store `data` at `key` (replacing); returns the ETag when the backend gives one.
     pub async fn put(&self, key: &str, data: Bytes) -> Result<Option<String>> {
+        let started = Instant::now();
         let path = parse_key(key)?;
         let len = data.len();
         let result = self
@@ -133,7 +136,7 @@ impl BlobStore {
             .await
             .map(|r| r.e_tag)
             .map_err(Error::from);
-        self.record("put", &result);
+        self.record("put", started, &result);
         if result.is_ok() {
             self.bytes("in", len);
         }
@@ -142,12 +145,13 @@ impl BlobStore {
 
     /// The whole object at `key`.
     pub async fn get(&self, key: &str) -> Result<Bytes> {
+        let started = Instant::now();
         let path = parse_key(key)?;
         let result = match self.store.get(&path).await {
             Ok(r) => r.bytes().await.map_err(Error::from),
             Err(e) => Err(Error::from(e)),
         };
-        self.record("get", &result);
+        self.record("get", started, &result);
         if let Ok(b) = &result {
             self.bytes("out", b.len());
         }
@@ -156,25 +160,28 @@ impl BlobStore {
 
     /// Metadata of the object at `key`.
     pub async fn head(&self, key: &str) -> Result<BlobMeta> {
+        let started = Instant::now();
         let path = parse_key(key)?;
         let result = self.store.head(&path).await.map(meta).map_err(Error::from);
-        self.record("head", &result);
+        self.record("head", started, &result);
         result
     }
 
     /// Remove the object at `key` (absent is fine).
     pub async fn delete(&self, key: &str) -> Result<()> {
+        let started = Instant::now();
         let path = parse_key(key)?;
         let result = match self.store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(Error::from(e)),
         };
-        self.record("delete", &result);
+        self.record("delete", started, &result);
         result
     }
 
     /// Every object under `prefix`, in no particular order.
     pub async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>> {
+        let started = Instant::now();
         let prefix = if prefix.is_empty() {
             None
         } else {
@@ -187,7 +194,7 @@ impl BlobStore {
             .try_collect::<Vec<_>>()
             .await
             .map_err(Error::from);
-        self.record("list", &result);
+        self.record("list", started, &result);
         result
     }
 
@@ -199,6 +206,7 @@ impl BlobStore {
         key: &str,
         expires_in: Duration,
     ) -> Result<url::Url> {
+        let started = Instant::now();
         let Some(signer) = &self.signer else {
             return Err(Error::Unsupported("presigned URLs"));
         };
@@ -213,7 +221,7 @@ impl BlobStore {
             .signed_url(method, &path, expires_in)
             .await
             .map_err(Error::from);
-        self.record("presign", &result);
+        self.record("presign", started, &result);
         result
     }
 
@@ -225,7 +233,7 @@ impl BlobStore {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(started.elapsed()),
             Err(e) => Err(Error::unavailable(self.backend, e)),
         };
-        self.record("ping", &result);
+        self.record("ping", started, &result);
         result
     }
 }

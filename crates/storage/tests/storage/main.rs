@@ -13,5 +13,6 @@ mod cache;
 mod copy;
 mod database;
 mod experiments;
+mod metrics;
 mod retention;
 mod usage;
