@@ -1,12 +1,13 @@
-//! The storage layer's latency histograms reach `/metrics`: cache and blob operations each record
-//! how long they took, by backend and operation.
+//! The storage layer's figures reach `/metrics`: cache and blob operations each record how long
+//! they took, by backend and operation; the outbox reports its depth and the age of its oldest
+//! record.
 
 use bytes::Bytes;
 use cg_storage::testing::{TestBlobs, all_caches};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 #[tokio::test(flavor = "multi_thread")]
-async fn cache_and_blob_operations_record_their_latency() {
+async fn storage_operations_record_latency_and_the_outbox_its_backlog() {
     let recorder = PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Suffix("duration_seconds".into()),
@@ -33,7 +34,19 @@ async fn cache_and_blob_operations_record_their_latency() {
         blobs.store.head("latency/probe").await.unwrap();
     }
 
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = cg_storage::Outbox::open(&dir.path().join("outbox.db"))
+        .await
+        .unwrap();
+    outbox
+        .push("probe", &serde_json::json!({"n": 1}))
+        .await
+        .unwrap();
+    assert_eq!(outbox.depth().await.unwrap(), 1);
+
     let text = handle.render();
+    assert!(text.contains("cg_outbox_depth 1"), "{text}");
+    assert!(text.contains("cg_outbox_oldest_age_seconds "), "{text}");
     for backend in &caches {
         for op in ["set", "get"] {
             let series = format!(
