@@ -28,9 +28,12 @@ pub struct Entry {
 }
 
 #[derive(diesel::QueryableByName)]
-struct Count {
+struct Backlog {
     #[diesel(sql_type = BigInt)]
     n: i64,
+    /// Seconds the oldest record has waited (0 when none does).
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    oldest_age: f64,
 }
 
 /// The outbox (cheap to clone).
@@ -85,15 +88,20 @@ impl Outbox {
         Ok(())
     }
 
-    /// Records waiting.
+    /// Records waiting; also refreshes the depth and oldest-age gauges, since a backlog that
+    /// stops shrinking (the database away for long) shows in its age, not its size.
     pub async fn depth(&self) -> Result<i64> {
         let mut pooled = self.db.get().await?;
-        let row: Count = crate::with_conn!(&mut pooled.conn(), |c| {
-            diesel::sql_query("SELECT count(*) AS n FROM outbox")
-                .get_result(c)
-                .await
+        let row: Backlog = crate::with_conn!(&mut pooled.conn(), |c| {
+            diesel::sql_query(
+                "SELECT count(*) AS n, COALESCE((julianday('now') - julianday(min(created_at))) \
+                 * 86400.0, 0.0) AS oldest_age FROM outbox",
+            )
+            .get_result(c)
+            .await
         })?;
         metrics::gauge!("cg_outbox_depth").set(row.n as f64);
+        metrics::gauge!("cg_outbox_oldest_age_seconds").set(row.oldest_age.max(0.0));
         Ok(row.n)
     }
 

@@ -18,8 +18,6 @@
 mod s3s;
 pub use s3s::{S3S_ACCESS_KEY, S3S_SECRET_KEY, S3sServer};
 
-use std::sync::OnceLock;
-
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use secrecy::SecretString;
 use tempfile::TempDir;
@@ -131,23 +129,7 @@ impl TestDb {
     pub async fn postgres() -> Option<Self> {
         let admin_url = configured("CG_TEST_DATABASE_URL")?;
         let name = unique("cg_test_");
-        let mut admin = AsyncPgConnection::establish(&admin_url)
-            .await
-            .expect("connect CG_TEST_DATABASE_URL");
-        let create =
-            |template: String| format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"");
-        if admin
-            .batch_execute(&create(ensure_template(&admin_url, false).await))
-            .await
-            .is_err()
-        {
-            // Another test process, built from a different migration set, dropped this one's
-            // template as stale: build it again.
-            admin
-                .batch_execute(&create(ensure_template(&admin_url, true).await))
-                .await
-                .expect("create test database");
-        }
+        clone_template(&admin_url, &name).await;
         let url = with_database(&admin_url, &name);
         let target = pg_target(&url);
         let db = Db::connect(&target).await.expect("connect test database");
@@ -207,18 +189,11 @@ fn pg_target(url: &str) -> DatabaseTarget {
     }
 }
 
-/// Create the migrated template once per fingerprint (across processes: an advisory lock);
-/// `check_again` looks past this process's memory of it, for when it was dropped meanwhile.
-async fn ensure_template(admin_url: &str, check_again: bool) -> String {
-    static DONE: OnceLock<String> = OnceLock::new();
-    static BUILDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    if let Some(name) = DONE.get().filter(|_| !check_again) {
-        return name.clone();
-    }
-    let _local = BUILDING.lock().await;
-    if let Some(name) = DONE.get().filter(|_| !check_again) {
-        return name.clone();
-    }
+/// Create database `database` from the migrated template of this migration set, building the
+/// template first when it is missing. All under one advisory lock, across processes: a test run
+/// of another migration set (another branch on a shared server) drops templates it considers
+/// stale while holding the same lock, so the template cannot vanish between check and clone.
+async fn clone_template(admin_url: &str, database: &str) {
     let name = format!("cg_template_{}", env!("CG_MIGRATIONS_FINGERPRINT"));
     let mut admin = AsyncPgConnection::establish(admin_url)
         .await
@@ -293,12 +268,16 @@ async fn ensure_template(admin_url: &str, check_again: bool) -> String {
                 .await;
         }
     }
+    let cloned = admin
+        .batch_execute(&format!(
+            "CREATE DATABASE \"{database}\" TEMPLATE \"{name}\""
+        ))
+        .await;
     admin
         .batch_execute(&format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK_KEY})"))
         .await
         .expect("template unlock");
-    let _ = DONE.set(name.clone());
-    name
+    cloned.expect("create test database");
 }
 
 #[derive(diesel::QueryableByName)]

@@ -8,7 +8,9 @@
 //! - `train`: fit a guard's learned component on the dev data, leaving the held-out rows out.
 //! - `probe`: one GET, exit 0 on 2xx (the container image's HEALTHCHECK, without curl).
 //! - `org set-tier ORG TIER`: put an organisation on a subscription tier.
-//! - `storage copy`: move an embedded deployment (SQLite) onto PostgreSQL.
+//! - `storage copy | migrate-healthguard-to-postgres | migrate-sessions-to-redis |
+//!   migrate-config-to-redis | validate-storage`: move data between backends and check them
+//!   (docs/operations.md, "Storage operations").
 //!
 //! Storage variables are those of `cg_storage::config`.
 
@@ -51,7 +53,8 @@ enum Command {
     Probe(probe::ProbeArgs),
     /// Organisation administration (DATABASE_URL): `org set-tier ORG TIER`.
     Org(org::OrgArgs),
-    /// Storage operations: `storage copy --from sqlite://… --to postgres://…`.
+    /// Storage operations: copy, migrate-healthguard-to-postgres, migrate-sessions-to-redis,
+    /// migrate-config-to-redis, validate-storage.
     Storage(storage::StorageArgs),
 }
 

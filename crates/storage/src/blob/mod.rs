@@ -113,7 +113,9 @@ impl BlobStore {
         &self.display
     }
 
-    fn record<T>(&self, op: &'static str, result: &Result<T>) {
+    fn record<T>(&self, op: &'static str, started: Instant, result: &Result<T>) {
+        metrics::histogram!("cg_blob_operation_duration_seconds", "backend" => self.backend, "op" => op)
+            .record(started.elapsed().as_secs_f64());
         let outcome = match result {
             Ok(_) | Err(Error::NotFound) => "ok",
             Err(_) => "error",
@@ -129,6 +131,7 @@ impl BlobStore {
 
     /// Store `data` at `key` (replacing); returns the ETag when the backend gives one.
     pub async fn put(&self, key: &str, data: Bytes) -> Result<Option<String>> {
+        let started = Instant::now();
         let path = parse_key(key)?;
         let len = data.len();
         let result = self
@@ -137,7 +140,7 @@ impl BlobStore {
             .await
             .map(|r| r.e_tag)
             .map_err(Error::from);
-        self.record("put", &result);
+        self.record("put", started, &result);
         if result.is_ok() {
             self.bytes("in", len);
         }
@@ -147,9 +150,10 @@ impl BlobStore {
     /// Start writing a large object at `key` in parts (S3 multipart upload), so memory holds at
     /// most a few parts whatever the object's size.
     pub async fn put_multipart(&self, key: &str) -> Result<BlobWriter> {
+        let started = Instant::now();
         let path = parse_key(key)?;
         let result = self.store.put_multipart(&path).await.map_err(Error::from);
-        self.record("put_multipart", &result);
+        self.record("put_multipart", started, &result);
         Ok(BlobWriter {
             inner: WriteMultipart::new_with_chunk_size(result?, MULTIPART_PART_SIZE),
             store: self.clone(),
@@ -163,6 +167,7 @@ impl BlobStore {
         key: &str,
         range: Option<std::ops::Range<u64>>,
     ) -> Result<BoxStream<'static, Result<Bytes>>> {
+        let started = Instant::now();
         let path = parse_key(key)?;
         let options = GetOptions {
             range: range.map(GetRange::Bounded),
@@ -173,7 +178,7 @@ impl BlobStore {
             .get_opts(&path, options)
             .await
             .map_err(Error::from);
-        self.record("get", &result);
+        self.record("get", started, &result);
         let store = self.clone();
         Ok(result?
             .into_stream()
@@ -189,12 +194,13 @@ impl BlobStore {
 
     /// The whole object at `key`.
     pub async fn get(&self, key: &str) -> Result<Bytes> {
+        let started = Instant::now();
         let path = parse_key(key)?;
         let result = match self.store.get(&path).await {
             Ok(r) => r.bytes().await.map_err(Error::from),
             Err(e) => Err(Error::from(e)),
         };
-        self.record("get", &result);
+        self.record("get", started, &result);
         if let Ok(b) = &result {
             self.bytes("out", b.len());
         }
@@ -203,25 +209,28 @@ impl BlobStore {
 
     /// Metadata of the object at `key`.
     pub async fn head(&self, key: &str) -> Result<BlobMeta> {
+        let started = Instant::now();
         let path = parse_key(key)?;
         let result = self.store.head(&path).await.map(meta).map_err(Error::from);
-        self.record("head", &result);
+        self.record("head", started, &result);
         result
     }
 
     /// Remove the object at `key` (absent is fine).
     pub async fn delete(&self, key: &str) -> Result<()> {
+        let started = Instant::now();
         let path = parse_key(key)?;
         let result = match self.store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(Error::from(e)),
         };
-        self.record("delete", &result);
+        self.record("delete", started, &result);
         result
     }
 
     /// Every object under `prefix`, in no particular order.
     pub async fn list(&self, prefix: &str) -> Result<Vec<BlobMeta>> {
+        let started = Instant::now();
         let prefix = if prefix.is_empty() {
             None
         } else {
@@ -234,7 +243,7 @@ impl BlobStore {
             .try_collect::<Vec<_>>()
             .await
             .map_err(Error::from);
-        self.record("list", &result);
+        self.record("list", started, &result);
         result
     }
 
@@ -246,6 +255,7 @@ impl BlobStore {
         key: &str,
         expires_in: Duration,
     ) -> Result<url::Url> {
+        let started = Instant::now();
         let Some(signer) = &self.signer else {
             return Err(Error::Unsupported("presigned URLs"));
         };
@@ -260,7 +270,7 @@ impl BlobStore {
             .signed_url(method, &path, expires_in)
             .await
             .map_err(Error::from);
-        self.record("presign", &result);
+        self.record("presign", started, &result);
         result
     }
 
@@ -272,7 +282,7 @@ impl BlobStore {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(started.elapsed()),
             Err(e) => Err(Error::unavailable(self.backend, e)),
         };
-        self.record("ping", &result);
+        self.record("ping", started, &result);
         result
     }
 }
@@ -305,12 +315,13 @@ impl std::fmt::Debug for BlobWriter {
 impl BlobWriter {
     /// Append `data`, first waiting while too many parts are in flight.
     pub async fn write(&mut self, data: Bytes) -> Result<()> {
+        let started = Instant::now();
         let waited = self
             .inner
             .wait_for_capacity(MULTIPART_CONCURRENCY)
             .await
             .map_err(Error::from);
-        self.store.record("put_part", &waited);
+        self.store.record("put_part", started, &waited);
         waited?;
         self.written += data.len();
         self.inner.put(data);
@@ -319,13 +330,14 @@ impl BlobWriter {
 
     /// Send the last part and make the object visible; returns its ETag.
     pub async fn finish(self) -> Result<Option<String>> {
+        let started = Instant::now();
         let result = self
             .inner
             .finish()
             .await
             .map(|r| r.e_tag)
             .map_err(Error::from);
-        self.store.record("put_multipart_finish", &result);
+        self.store.record("put_multipart_finish", started, &result);
         if result.is_ok() {
             self.store.bytes("in", self.written);
         }
@@ -334,8 +346,9 @@ impl BlobWriter {
 
     /// Give up: the parts already sent are discarded.
     pub async fn abort(self) -> Result<()> {
+        let started = Instant::now();
         let result = self.inner.abort().await.map_err(Error::from);
-        self.store.record("put_multipart_abort", &result);
+        self.store.record("put_multipart_abort", started, &result);
         result
     }
 }

@@ -69,8 +69,16 @@ impl Subscription {
     }
 }
 
-/// Count an operation for `/metrics`.
-fn record<T>(backend: &'static str, op: &'static str, result: &Result<T>, hit: Option<bool>) {
+/// Count an operation and its latency for `/metrics`.
+fn record<T>(
+    backend: &'static str,
+    op: &'static str,
+    started: Instant,
+    result: &Result<T>,
+    hit: Option<bool>,
+) {
+    metrics::histogram!("cg_cache_operation_duration_seconds", "backend" => backend, "op" => op)
+        .record(started.elapsed().as_secs_f64());
     let outcome = match (result, hit) {
         (Err(_), _) => "error",
         (Ok(_), Some(true)) => "hit",
@@ -83,11 +91,12 @@ fn record<T>(backend: &'static str, op: &'static str, result: &Result<T>, hit: O
 
 macro_rules! dispatch {
     ($self:ident, $op:literal, |$c:ident| redis: $redis:expr, memory: $memory:expr) => {{
+        let started = Instant::now();
         let result = match $self {
             Cache::Redis($c) => $redis,
             Cache::Memory($c) => $memory,
         };
-        record($self.backend(), $op, &result, None);
+        record($self.backend(), $op, started, &result, None);
         result
     }};
 }
@@ -147,12 +156,13 @@ impl Cache {
 
     /// The value at `key`.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let started = Instant::now();
         let result = match self {
             Self::Redis(c) => c.get(key).await,
             Self::Memory(c) => c.get(key),
         };
         let hit = result.as_ref().ok().map(Option::is_some);
-        record(self.backend(), "get", &result, hit);
+        record(self.backend(), "get", started, &result, hit);
         result
     }
 
@@ -167,12 +177,13 @@ impl Cache {
     /// Remove `key` and return what it held, atomically (`GETDEL`): of two callers racing for the
     /// same key, one gets the value.
     pub async fn take(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let started = Instant::now();
         let result = match self {
             Self::Redis(c) => c.take(key).await,
             Self::Memory(c) => c.take(key),
         };
         let hit = result.as_ref().ok().map(Option::is_some);
-        record(self.backend(), "take", &result, hit);
+        record(self.backend(), "take", started, &result, hit);
         result
     }
 
@@ -222,12 +233,13 @@ impl Cache {
 
     /// One field of the hash at `key`.
     pub async fn hget(&self, key: &str, field: &str) -> Result<Option<Vec<u8>>> {
+        let started = Instant::now();
         let result = match self {
             Self::Redis(c) => c.hget(key, field).await,
             Self::Memory(c) => c.hget(key, field),
         };
         let hit = result.as_ref().ok().map(Option::is_some);
-        record(self.backend(), "hget", &result, hit);
+        record(self.backend(), "hget", started, &result, hit);
         result
     }
 

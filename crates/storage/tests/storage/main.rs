@@ -14,5 +14,6 @@ mod copy;
 mod database;
 mod experiments;
 mod files;
+mod metrics;
 mod retention;
 mod usage;

@@ -1,6 +1,7 @@
 //! `codeguardians storage …`: the operator commands that move a deployment's data between
 //! backends (see docs/operations.md).
 
+mod config;
 mod copy;
 mod healthguard;
 mod sessions;
@@ -26,6 +27,8 @@ enum StorageCommand {
     /// Round trips on every configured backend and a check that no service is left on local
     /// storage in centralized mode; exit 1 on any failure.
     ValidateStorage(validate::ValidateArgs),
+    /// Load a YAML or JSON configuration file into the dynamic configuration as one new version.
+    MigrateConfigToRedis(config::ConfigArgs),
     /// Copy HealthGuard's results (a legacy HealthGuard SQLite database or this project's
     /// embedded file) into PostgreSQL beside any already there.
     MigrateHealthguardToPostgres(healthguard::HealthguardArgs),
@@ -37,6 +40,7 @@ pub async fn run(args: StorageArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         StorageCommand::Copy(args) => copy::run(args).await,
         StorageCommand::ValidateStorage(args) => validate::run(args).await,
+        StorageCommand::MigrateConfigToRedis(args) => config::run(args).await,
         StorageCommand::MigrateHealthguardToPostgres(args) => healthguard::run(args).await,
         StorageCommand::MigrateSessionsToRedis(args) => sessions::run(args).await,
     }

@@ -138,7 +138,11 @@ async fn validate_storage_names_a_role_left_on_local_storage_in_centralized_mode
     let Some(db) = TestDb::postgres().await else {
         return;
     };
-    let Ok(redis) = std::env::var("CG_TEST_REDIS_URL") else {
+    // redis_cache() fails the test when CG_TEST_REQUIRE_BACKENDS=1 and Redis is not configured.
+    let (Ok(redis), Some(_)) = (
+        std::env::var("CG_TEST_REDIS_URL"),
+        cg_storage::testing::redis_cache().await,
+    ) else {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
@@ -358,4 +362,63 @@ async fn healthguard_results_of_an_embedded_file_move_to_postgres() {
         ["poisonguard_analysis_results", "poisonguard_health_metrics"]
     );
     assert!(report["target"].as_str().is_some_and(|t| !t.is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_yaml_configuration_file_becomes_one_new_version() {
+    use cg_gateway::traffic::config::DynamicConfig;
+
+    let (Ok(redis), Some(cache)) = (
+        std::env::var("CG_TEST_REDIS_URL"),
+        cg_storage::testing::redis_cache().await,
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |file: std::path::PathBuf| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_codeguardians"));
+        cmd.args(["storage", "migrate-config-to-redis", "--file"])
+            .arg(file)
+            .env_clear()
+            .env("REDIS_URL", &redis)
+            .env("CACHE_KEY_PREFIX", cache.prefix());
+        cmd
+    };
+    let good = dir.path().join("config.yaml");
+    std::fs::write(
+        &good,
+        "feature_flags:\n  beta: true\nrate_limits:\n  burst_share: 0.5\n",
+    )
+    .expect("write file");
+    let out = run(good).output().await.expect("run");
+    assert!(out.status.success(), "{}", text(&out));
+
+    let config = DynamicConfig::new(cache.clone());
+    assert_eq!(config.reload().await.expect("reload"), 1, "one version");
+    let doc = config.get();
+    assert_eq!(doc.feature_flags, serde_json::json!({"beta": true}));
+    assert_eq!(doc.rate_limits, serde_json::json!({"burst_share": 0.5}));
+    let history = config.history(10).await.expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0]["section"], "import");
+
+    // A file with one bad section changes nothing.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"feature_flags": {"beta": false}, "cache": {"org_profile_ttl_secs": 99999}}"#,
+    )
+    .expect("write file");
+    let out = run(bad).output().await.expect("run");
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("org_profile_ttl_secs"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(config.reload().await.expect("reload"), 1);
+    assert_eq!(
+        config.get().feature_flags,
+        serde_json::json!({"beta": true})
+    );
 }

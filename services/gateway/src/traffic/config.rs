@@ -198,7 +198,26 @@ impl DynamicConfig {
 
     /// Change one section (a platform administrator); returns the new document.
     pub async fn change(&self, section: &str, value: Value, by: &str) -> Result<ConfigDoc> {
-        validate(section, &value).map_err(GatewayError::Invalid)?;
+        self.apply(&[(section.to_owned(), value)], by).await
+    }
+
+    /// Replace several sections at once, as one new version (`codeguardians storage
+    /// migrate-config-to-redis`). Every section is validated before anything is written; the
+    /// change record's `section` is `import`, its `previous` and `value` objects by section.
+    pub async fn import(&self, sections: &[(String, Value)], by: &str) -> Result<ConfigDoc> {
+        if sections.is_empty() {
+            return Err(GatewayError::Invalid(format!(
+                "no configuration section to import (sections: {})",
+                SECTIONS.join(", ")
+            )));
+        }
+        self.apply(sections, by).await
+    }
+
+    async fn apply(&self, sections: &[(String, Value)], by: &str) -> Result<ConfigDoc> {
+        for (section, value) in sections {
+            validate(section, value).map_err(GatewayError::Invalid)?;
+        }
         // One writer at a time across replicas; the lock expires if its holder dies.
         let token = format!("{by}:{}", cg_storage::sql_types::Id::new());
         let mut acquired = false;
@@ -218,7 +237,7 @@ impl DynamicConfig {
                 "another configuration change is in progress".into(),
             ));
         }
-        let outcome = self.change_locked(section, value, by).await;
+        let outcome = self.change_locked(sections, by).await;
         // Release only our own lock (it may have expired and been taken by another writer).
         if self.cache.get_string(LOCK).await.ok().flatten().as_deref() == Some(token.as_str()) {
             let _ = self.cache.delete(LOCK).await;
@@ -226,7 +245,7 @@ impl DynamicConfig {
         outcome
     }
 
-    async fn change_locked(&self, section: &str, value: Value, by: &str) -> Result<ConfigDoc> {
+    async fn change_locked(&self, sections: &[(String, Value)], by: &str) -> Result<ConfigDoc> {
         // An unreadable document is an error, not a reason to start over: that would silently
         // reset every other section.
         let mut doc: ConfigDoc = match self.cache.get_string(CURRENT).await? {
@@ -234,17 +253,29 @@ impl DynamicConfig {
                 .map_err(|e| GatewayError::Internal(anyhow::anyhow!("config:current: {e}")))?,
             None => ConfigDoc::default(),
         };
-        let previous = doc.section(section).clone();
         let version = self
             .cache
             .incr_by(VERSION, 1, None)
             .await?
             .max(doc.version + 1);
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        *doc.section_mut(section) = value.clone();
+        let (mut previous, mut values) = (serde_json::Map::new(), serde_json::Map::new());
+        for (section, value) in sections {
+            previous.insert(section.clone(), doc.section(section).clone());
+            values.insert(section.clone(), value.clone());
+            *doc.section_mut(section) = value.clone();
+        }
         doc.version = version;
         doc.updated_at = Some(at.clone());
         doc.updated_by = Some(by.to_owned());
+        let (section, previous, value) = match sections {
+            [(section, value)] => (
+                section.as_str(),
+                previous.remove(section).unwrap_or(Value::Null),
+                value.clone(),
+            ),
+            _ => ("import", Value::Object(previous), Value::Object(values)),
+        };
         let change = json!({
             "version": version, "section": section, "previous": previous, "value": value,
             "changed_by": by, "at": at,
