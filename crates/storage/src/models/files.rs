@@ -204,6 +204,42 @@ impl StoredFile {
         updated.ok_or(Error::NotFound)
     }
 
+    /// Claim the upload of a pending file for one request: a pending file nobody is uploading
+    /// has `updated_at == created_at`; the first claim moves `updated_at` on, so of several
+    /// uploads racing on one signed URL only one writes the file. Returns false for the others.
+    pub async fn claim_upload(conn: &mut Conn<'_>, file: &Self) -> Result<bool> {
+        let now = Timestamp::from(
+            (*Timestamp::now()).max(*file.created_at + chrono::Duration::milliseconds(1)),
+        );
+        let n = crate::with_conn!(conn, |c| {
+            diesel::update(
+                files::table
+                    .filter(files::id.eq(file.id))
+                    .filter(files::status.eq(status::PENDING))
+                    .filter(files::updated_at.eq(file.created_at)),
+            )
+            .set(files::updated_at.eq(now))
+            .execute(c)
+            .await
+        })?;
+        Ok(n == 1)
+    }
+
+    /// Give back a claim whose upload failed, so the URL can be used again until it expires.
+    pub async fn release_upload(conn: &mut Conn<'_>, file: &Self) -> Result<()> {
+        crate::with_conn!(conn, |c| {
+            diesel::update(
+                files::table
+                    .filter(files::id.eq(file.id))
+                    .filter(files::status.eq(status::PENDING)),
+            )
+            .set(files::updated_at.eq(file.created_at))
+            .execute(c)
+            .await
+        })?;
+        Ok(())
+    }
+
     /// A file that was `syncing` is now in S3 (checked by the caller). Returns false when another
     /// replica got there first or the file was deleted meanwhile.
     pub async fn mark_synced(conn: &mut Conn<'_>, id: Id, etag: Option<String>) -> Result<bool> {

@@ -643,6 +643,15 @@ async fn embedded_urls_are_signed_by_the_gateway_with_the_same_checks() {
     assert_eq!(put(&gw, wrong_file.as_str(), &data).await, 403);
     assert_eq!(put(&gw, upload_url, &data).await, 200);
     assert_eq!(put(&gw, upload_url, &data).await, 409, "used once");
+    // Two uploads racing on one URL: one writes the file, the other is refused.
+    let (_, race) = alice
+        .post("/api/v1/upload/presigned", json!({"filename": "race.md"}))
+        .await;
+    let race_url = race["upload_url"].as_str().unwrap();
+    let (a, b) = tokio::join!(put(&gw, race_url, &data), put(&gw, race_url, &data));
+    let mut statuses = [a, b];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409]);
     let id = grant["file_id"].as_str().unwrap();
     let (_, meta) = alice.get(&format!("/api/v1/upload/metadata/{id}")).await;
     assert_eq!(

@@ -332,12 +332,28 @@ pub async fn signed_put(
     payload: web::Payload,
 ) -> Result<HttpResponse> {
     let file = signed_file(&state, "PUT", id.into_inner(), &signed).await?;
+    let used = || GatewayError::Conflict("this upload URL was already used".into());
     if file.status != status::PENDING {
-        return Err(GatewayError::Conflict(
-            "this upload URL was already used".into(),
-        ));
+        return Err(used());
     }
     check_declared_length(&req, &state.files, 0)?;
-    let saved = store(&state, file, false, payload).await?;
+    let claimed = {
+        let mut pooled = state.db.get().await?;
+        StoredFile::claim_upload(&mut pooled.conn(), &file).await?
+    };
+    if !claimed {
+        return Err(used());
+    }
+    let saved = match store(&state, file.clone(), false, payload).await {
+        Ok(saved) => saved,
+        Err(e) => {
+            if let Ok(mut pooled) = state.db.get().await
+                && let Err(release) = StoredFile::release_upload(&mut pooled.conn(), &file).await
+            {
+                tracing::warn!(error = %release, file = %file.id, "an upload's claim was not given back");
+            }
+            return Err(e);
+        }
+    };
     Ok(HttpResponse::Ok().json(FileView::new(&saved, &base_url(&req))))
 }
