@@ -216,6 +216,15 @@ impl BlobStore {
         result
     }
 
+    /// Copy the object at `from` to `to` (replacing), inside the store.
+    pub async fn copy(&self, from: &str, to: &str) -> Result<()> {
+        let started = Instant::now();
+        let (from, to) = (parse_key(from)?, parse_key(to)?);
+        let result = self.store.copy(&from, &to).await.map_err(Error::from);
+        self.record("copy", started, &result);
+        result
+    }
+
     /// Remove the object at `key` (absent is fine).
     pub async fn delete(&self, key: &str) -> Result<()> {
         let started = Instant::now();

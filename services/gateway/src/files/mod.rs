@@ -210,12 +210,16 @@ impl Files {
     }
 
     /// Confirm a presigned upload: the object must be there, within `MAX_FILE_SIZE` and of an
-    /// allowed type (else it is removed: 413/415); its size and hash are recorded.
+    /// allowed type (else it is removed: 413/415); its size and hash are recorded. The client
+    /// uploaded to the file's staging key ([`staging_key`]); what was checked is copied to the
+    /// file's own key, so a later PUT on the same URL (valid until it expires) cannot replace
+    /// the checked bytes.
     pub async fn confirm(&self, file: StoredFile) -> Result<StoredFile> {
         if file.status != status::PENDING {
             return Ok(file);
         }
-        let head = match self.store.head(&file.storage_key).await {
+        let staging = staging_key(&file.storage_key);
+        let head = match self.store.head(&staging).await {
             Ok(head) => head,
             Err(cg_storage::Error::NotFound) => {
                 return Err(GatewayError::Conflict(
@@ -231,7 +235,7 @@ impl Files {
             }
             .into());
         }
-        let mut stream = self.store.get_stream(&file.storage_key, None).await?;
+        let mut stream = self.store.get_stream(&staging, None).await?;
         let mut hasher = Sha256::new();
         let mut head_bytes = Vec::new();
         let mut size = 0u64;
@@ -249,6 +253,8 @@ impl Files {
             self.discard(&file).await?;
             return Err(IngestError::Type { found }.into());
         }
+        self.store.copy(&staging, &file.storage_key).await?;
+        self.store.delete(&staging).await?;
         let stored = cg_storage::models::FileStored {
             content_type: found.mime.to_owned(),
             size_bytes: i64::try_from(size).ok(),
@@ -267,7 +273,7 @@ impl Files {
 
     /// Remove a refused upload: its object and its row.
     async fn discard(&self, file: &StoredFile) -> Result<()> {
-        self.store.delete(&file.storage_key).await?;
+        self.store.delete(&staging_key(&file.storage_key)).await?;
         let mut pooled = self.db.get().await?;
         StoredFile::mark_deleted(&mut pooled.conn(), file.organization_id, file.id).await?;
         Ok(())
@@ -282,6 +288,9 @@ impl Files {
         let only_local = self.fallback.is_some() && file.storage_backend == "local";
         if !only_local {
             self.store.delete(&file.storage_key).await?;
+            // A presigned upload's staging object (also one written after confirmation, while
+            // its URL was still valid).
+            self.store.delete(&staging_key(&file.storage_key)).await?;
         }
         Ok(())
     }
@@ -358,4 +367,9 @@ pub fn content_type_filter(raw: &str) -> Option<String> {
             kind::by_extension(raw).map_or_else(|| raw.to_ascii_lowercase(), |k| k.mime.to_owned()),
         )
     }
+}
+
+/// Where a presigned upload to the store lands before it is checked and copied to `key`.
+pub fn staging_key(key: &str) -> String {
+    format!("{key}.upload")
 }

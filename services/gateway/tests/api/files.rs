@@ -560,6 +560,15 @@ async fn s3_presigned_urls_work_and_expire_and_refuse_tampering() {
     );
     assert_eq!(done["sha256"], sha256(&data));
     assert_eq!(done["content_type"], "image/png");
+    // The upload URL is still valid, but what was checked cannot be replaced through it.
+    let executable = b"\x7fELF\x02\x01\x01\0\0\0".repeat(1_000);
+    assert_eq!(put(&gw, upload_url, &executable).await, 200);
+    let (status, _, bytes) = alice.download(id, None).await;
+    assert_eq!(
+        (status, bytes == data),
+        (200, true),
+        "the checked bytes stay"
+    );
 
     // Download URL: SigV4 on S3, with the same checks. (URLs meant to work have the default
     // expiry, so a slow machine cannot make them expire before they are used.)

@@ -235,7 +235,11 @@ pub async fn presigned(
     let base = base_url(&req);
     let upload_url = match files
         .store()
-        .presign(Method::PUT, &row.storage_key, valid_for)
+        .presign(
+            Method::PUT,
+            &crate::files::staging_key(&row.storage_key),
+            valid_for,
+        )
         .await
     {
         Ok(url) => url.to_string(),
